@@ -1,0 +1,67 @@
+"""``flask tracking ...`` commands; each a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+
+from .extension import get_state
+from .logformat import parse_time
+from .tracking_logs import export_lines, import_lines, read_lines
+
+cli = AppGroup("tracking", help="Event tracking: tables, tracking-log import and export.")
+
+
+def _when(value: str | None) -> datetime | None:
+    return parse_time(value) if value else None
+
+
+@cli.command("init-db")
+def init_db_command() -> None:
+    """Create the tracking tables (safe to run again)."""
+    get_state().store.create_all()
+    click.echo("tracking tables ready")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def import_command(files: tuple[str, ...]) -> None:
+    """Import edX tracking logs (JSON lines, gzip too). Broken lines go to the failed table."""
+    state = get_state()
+    state.store.create_all()
+    summary = import_lines(state.tracker, read_lines(files))
+    click.echo(str(summary))
+
+
+@cli.command("export")
+@click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
+@click.option("--until", help="Only events before this time.")
+@click.option("--event-type", help="Only events of this type.")
+@click.option("--course-id", help="Only events of this course.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def export_command(
+    since: str | None,
+    until: str | None,
+    event_type: str | None,
+    course_id: str | None,
+    output: str | None,
+) -> None:
+    """Write stored events as edX tracking-log JSON lines."""
+    state = get_state()
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        count = export_lines(
+            state.engine,
+            out,
+            since=_when(since),
+            until=_when(until),
+            event_type=event_type,
+            course_id=course_id,
+        )
+    finally:
+        if output:
+            out.close()
+    click.echo(f"exported={count}", err=True)

@@ -1,0 +1,239 @@
+"""The ``Tracking`` extension: configuration, wiring, and the public API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from markupsafe import Markup, escape
+from sqlalchemy import Engine, Select
+
+from .backends import JsonLinesBackend
+from .config import TrackingConfig, load_config
+from .models import TrackingEvent
+from .privacy import Anonymizer
+from .query import events_query
+from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
+from .store import SqlStore, make_engine
+from .tracker import Backend, Event, Processor, Tracker
+
+#: Fields of a course content node that ``track()`` copies into the context.
+NODE_FIELDS = ("course_slug", "course_run", "module_id", "section_id", "unit_id", "page_url")
+
+
+@dataclass(slots=True)
+class TrackingState:
+    """What ``init_app`` built for one app, kept in ``app.extensions["tracking"]``."""
+
+    config: TrackingConfig
+    engine: Engine
+    store: SqlStore
+    tracker: Tracker
+    request_info: RequestInfo
+
+
+class Tracking:
+    """Learning-event tracking for a Flask app.
+
+    ``Tracking(app)`` or ``tracking = Tracking(); tracking.init_app(app)``. Settings are
+    read from ``TRACKING_*`` keys (see ``docs/config.md``); usage options are arguments.
+
+    :param processors: callables run on every event, in order, before anonymisation;
+        each returns a new event dict or ``None`` to drop it.
+    :param backends: extra backends (objects with ``send(events)``) after the SQL store.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        processors: Iterable[Processor] = (),
+        backends: Iterable[Backend] = (),
+    ) -> None:
+        self.processors: list[Processor] = list(processors)
+        self.backends: list[Backend] = list(backends)
+        self._identity_loader: IdentityLoader | None = None
+        self._session_id_loader: SessionIdLoader | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the config, create the engine and tracker, register the blueprint."""
+        config = load_config(app)
+        engine = make_engine(config.database_url, timeout=config.db_timeout, echo=config.echo_sql)
+        store = SqlStore(engine)
+        info = RequestInfo(config)
+        info.identity_loader = self._call_identity_loader
+        info.session_id_loader = self._call_session_id_loader
+        backends: list[Backend] = list(self.backends)
+        if config.log_file:
+            backends.append(JsonLinesBackend(config.log_file))
+        tracker = Tracker(
+            store,
+            backends=backends,
+            processors=self.processors,
+            final_processors=[Anonymizer(config.hash_key)] if config.anonymize else [],
+            request_info=info,
+            unknown_events=config.unknown_events,
+        )
+        app.extensions["tracking"] = TrackingState(config, engine, store, tracker, info)
+
+        from .views import blueprint
+
+        app.register_blueprint(blueprint, url_prefix=config.url_prefix)
+        app.jinja_env.globals["tracking_script"] = tracking_script
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> TrackingState:
+        """The current app's state (needs an app context)."""
+        return get_state()
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.state.tracker
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
+
+    def init_db(self) -> None:
+        """Create the tracking tables that do not exist yet (idempotent)."""
+        self.state.store.create_all()
+
+    # -- registration -------------------------------------------------------------------
+
+    def identity_loader(self, func: IdentityLoader) -> IdentityLoader:
+        """Register ``func() -> {"user_id", "username"} | None``, called once per request."""
+        self._identity_loader = func
+        return func
+
+    def session_id_loader(self, func: SessionIdLoader) -> SessionIdLoader:
+        """Register ``func() -> str | None``: the app's own session id, if it has one."""
+        self._session_id_loader = func
+        return func
+
+    def processor(self, func: Processor) -> Processor:
+        """Register a processor (decorator form of the ``processors`` argument)."""
+        self.processors.append(func)
+        return func
+
+    def _call_identity_loader(self) -> dict[str, Any] | None:
+        return self._identity_loader() if self._identity_loader else None
+
+    def _call_session_id_loader(self) -> str | None:
+        return self._session_id_loader() if self._session_id_loader else None
+
+    # -- emitting -----------------------------------------------------------------------
+
+    def emit(self, event_type: str, data: Any = None, **fields: Any) -> Event | None:
+        """Emit a server event from a request, a CLI command or a job (see ``Tracker.emit``)."""
+        return self.tracker.emit(event_type, data, **fields)
+
+    def track(
+        self,
+        event_type: str,
+        user: Any = None,
+        data: Any = None,
+        course_content_node: Any = None,
+    ) -> Event | None:
+        """``track(event_type, user, data, course_content_node)``: emit with course context.
+
+        ``user`` is a server-side user object or dict (``id``/``user_id``, ``username``);
+        ``course_content_node`` an object or dict with any of ``course_id``,
+        ``course_slug``, ``course_run``, ``module_id``, ``section_id``, ``unit_id``,
+        ``page_url``.
+        """
+        context: dict[str, Any] = {}
+        identity = None
+        if user is not None:
+            identity = {"user_id": _pick(user, "user_id", "id"), "username": _pick(user, "username")}
+        if course_content_node is not None:
+            for name in NODE_FIELDS:
+                value = _pick(course_content_node, name)
+                if value is not None:
+                    context[name] = value
+            course_id = _pick(course_content_node, "course_id")
+            if course_id is None and context.get("course_slug"):
+                run = context.get("course_run")
+                course_id = f"{context['course_slug']}/{run}" if run else context["course_slug"]
+            if course_id is not None:
+                context["course_id"] = course_id
+        page = context.get("page_url")
+        return self.tracker.emit(event_type, data, context=context, page=page, user=identity)
+
+    def enter_context(self, name: str, values: dict[str, Any]) -> None:
+        """Push a named context onto the current app's tracker."""
+        self.tracker.enter_context(name, values)
+
+    def exit_context(self, name: str) -> None:
+        """Pop the innermost context called ``name``."""
+        self.tracker.exit_context(name)
+
+    @contextmanager
+    def context(self, name: str, values: dict[str, Any]) -> Iterator[None]:
+        """``with tracking.context("course", {...}):`` nests a named context."""
+        with self.tracker.context(name, values):
+            yield
+
+    # -- querying -----------------------------------------------------------------------
+
+    def events(
+        self,
+        event_type: str | Iterable[str] | None = None,
+        *,
+        source: str | Iterable[str] | None = None,
+        course_id: str | None = None,
+        username: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Select[tuple[TrackingEvent]]:
+        """A SQLAlchemy select of stored events; run it with ``tracking.engine``."""
+        return events_query(
+            event_type,
+            source=source,
+            course_id=course_id,
+            username=username,
+            user_id=user_id,
+            since=since,
+            until=until,
+        )
+
+
+def get_state(app: Flask | None = None) -> TrackingState:
+    """The tracking state of ``app`` (default: the current app)."""
+    target = app or current_app
+    try:
+        state: TrackingState = target.extensions["tracking"]
+    except KeyError:
+        raise RuntimeError(
+            "flask-tracking is not initialised on this app: call Tracking(app) or"
+            " tracking.init_app(app) first."
+        ) from None
+    return state
+
+
+def tracking_script() -> Markup:
+    """The ``<script>`` tag that loads the browser Logger with its endpoint configured."""
+    from flask import url_for
+
+    src = url_for("tracking.static", filename="js/logger.js")
+    endpoint = url_for("tracking.events")
+    return Markup(
+        f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>'
+    )
+
+
+def _pick(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+

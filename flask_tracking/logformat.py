@@ -1,0 +1,173 @@
+"""edX tracking-log lines in and out.
+
+An *event* inside flask-tracking is a plain dict with these keys (processors return a
+new dict, never change one):
+
+``event_id``, ``name``, ``event_type``, ``event_source``, ``time`` (aware UTC datetime),
+``username``, ``session``, ``ip``, ``agent``, ``host``, ``referer``, ``accept_language``,
+``page``, ``context`` (dict), ``event`` (decoded payload), ``event_format``,
+``event_raw``, ``schema_status``, ``received_at``, ``client_time``, ``clock_skew_ms``,
+``seq``, ``original``.
+
+:func:`parse_line` turns a tracking-log line into such an event, remembering what the
+columns cannot reproduce; :func:`render_line` turns an event or a stored row back into
+the tracking-log object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .payloads import decode_payload, encode_payload
+
+#: Envelope keys that have a column of their own, in edX's usual order.
+ENVELOPE_KEYS = (
+    "name",
+    "context",
+    "username",
+    "session",
+    "ip",
+    "agent",
+    "host",
+    "referer",
+    "accept_language",
+    "event",
+    "time",
+    "event_type",
+    "event_source",
+    "page",
+)
+_STRING_KEYS = (
+    "username",
+    "session",
+    "ip",
+    "agent",
+    "host",
+    "referer",
+    "accept_language",
+    "page",
+)
+#: Namespace of the event ids derived from the content of imported lines.
+IMPORT_NAMESPACE = uuid.UUID("5b7f3c1e-7a55-4c4e-9d7e-1f3b0c6a8e21")
+
+
+class LineError(ValueError):
+    """A tracking-log line that cannot be read as an event."""
+
+
+def parse_time(value: Any) -> datetime:
+    """Read an edX time (with or without fraction and timezone) as aware UTC."""
+    if not isinstance(value, str) or not value:
+        raise LineError("time: Not a valid datetime.")
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise LineError(f"time: Not a valid datetime: {value[:40]!r}.") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """edX's time format: ``2014-03-03T16:19:05.584523+00:00`` (no fraction when zero)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def content_event_id(line: Mapping[str, Any]) -> str:
+    """A stable id for a line without one: identical lines get the same id."""
+    digest = hashlib.sha256(
+        json.dumps(line, sort_keys=True, separators=(",", ":")).encode()
+    ).digest()
+    return str(uuid.uuid5(IMPORT_NAMESPACE, digest.hex()))
+
+
+def parse_line(line: Mapping[str, Any], *, received_at: datetime) -> dict[str, Any]:
+    """Turn a parsed tracking-log object into an event; raise :class:`LineError`."""
+    event_type = line.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise LineError("event_type: Missing data for required field.")
+    time_value = line["time"] if "time" in line else line.get("timestamp")
+    when = parse_time(time_value)
+    context = line.get("context")
+    context_dict = _context_dict(context)
+    payload = decode_payload(line.get("event"))
+    source = line.get("event_source")
+    event: dict[str, Any] = {
+        "event_id": content_event_id(line),
+        "name": line.get("name") if isinstance(line.get("name"), str) else event_type,
+        "event_type": event_type,
+        "event_source": source if isinstance(source, str) else "",
+        "time": when,
+        "context": context_dict,
+        "event": payload.data,
+        "event_format": payload.format,
+        "event_raw": payload.raw,
+        "schema_status": "unvalidated",
+        "received_at": received_at,
+        "client_time": None,
+        "clock_skew_ms": None,
+        "seq": None,
+        "original": None,
+    }
+    for key in _STRING_KEYS:
+        value = line.get(key)
+        event[key] = value if isinstance(value, str) else None
+    event["original"] = _differences(line, render_line(event))
+    return event
+
+
+def _context_dict(context: Any) -> dict[str, Any]:
+    if isinstance(context, dict):
+        return context
+    if isinstance(context, str):
+        try:
+            decoded = json.loads(context)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
+
+
+def _differences(line: Mapping[str, Any], canonical: dict[str, Any]) -> dict[str, Any] | None:
+    """What export needs beyond the columns to give back ``line`` as it came."""
+    keys = list(line.keys())
+    values = {k: v for k, v in line.items() if k not in canonical or canonical[k] != v}
+    if not values and keys == list(canonical.keys()):
+        return None
+    return {"keys": keys, "values": values}
+
+
+def render_line(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The tracking-log object of an event dict or a stored row mapping."""
+    payload = encode_payload(event["event"], event["event_format"], event["event_raw"])
+    canonical: dict[str, Any] = {
+        "name": event["name"],
+        "context": event["context"] if event["context"] is not None else {},
+        "username": event["username"],
+        "session": event["session"],
+        "ip": event["ip"],
+        "agent": event["agent"],
+        "host": event["host"],
+        "referer": event["referer"],
+        "accept_language": event["accept_language"],
+        "event": payload,
+        "time": format_time(event["time"]),
+        "event_type": event["event_type"],
+        "event_source": event["event_source"],
+        "page": event["page"],
+    }
+    original = event.get("original")
+    if not original:
+        return canonical
+    values = original.get("values", {})
+    return {k: values[k] if k in values else canonical.get(k) for k in original["keys"]}

@@ -1,0 +1,100 @@
+"""Decode the ``event`` field of a tracking-log event into one stored form, and back.
+
+Real tracking logs carry the payload as an object, a JSON string, a query string, a
+list, a plain string or nothing. We store the decoded value (``data``), the form it came
+in (``format``) and, only when re-encoding would not give back the very same string, the
+original string (``raw``). :func:`encode_payload` writes it back the way it came.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+#: The forms a payload arrives in.
+OBJECT = "object"  # a JSON object / dict in the log line itself
+LIST = "list"  # a JSON array in the log line itself
+JSON = "json"  # a string holding JSON (most browser events)
+QUERY = "query"  # a string in query-string form (browser problem_check/reset/save)
+TEXT = "text"  # any other string, including "" and truncated JSON
+VALUE = "value"  # a number, boolean or null in the log line itself
+
+FORMATS = (OBJECT, LIST, JSON, QUERY, TEXT, VALUE)
+
+_COMPACT = (",", ":")
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A decoded payload: the value, the form it came in, and the original if needed."""
+
+    data: Any
+    format: str
+    raw: str | None = None
+
+
+def decode_payload(value: Any) -> Payload:
+    """Decode an ``event`` value as found in a tracking-log line or a request."""
+    if isinstance(value, dict):
+        return Payload(value, OBJECT)
+    if isinstance(value, list):
+        return Payload(value, LIST)
+    if not isinstance(value, str):
+        return Payload(value, VALUE)
+    return _decode_string(value)
+
+
+def _decode_string(text: str) -> Payload:
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[", '"') or stripped in ("null", "true", "false"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return Payload(text, TEXT)
+        return Payload(data, JSON, None if _json_round_trips(data, text) else text)
+    if "=" in text and not stripped.startswith(("/", "<")) and " " not in stripped:
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if pairs:
+            data = _pairs_to_dict(pairs)
+            return Payload(data, QUERY, None if urlencode(pairs) == text else text)
+    return Payload(text, TEXT)
+
+
+def _json_round_trips(data: Any, text: str) -> bool:
+    return json.dumps(data, separators=_COMPACT, ensure_ascii=False) == text
+
+
+def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for key, val in pairs:
+        seen = out.get(key)
+        if seen is None:
+            out[key] = val
+        elif isinstance(seen, list):
+            seen.append(val)
+        else:
+            out[key] = [seen, val]
+    return out
+
+
+def _dict_to_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for key, val in data.items():
+        if isinstance(val, list):
+            pairs.extend((key, str(item)) for item in val)
+        else:
+            pairs.append((key, str(val)))
+    return pairs
+
+
+def encode_payload(data: Any, format: str, raw: str | None = None) -> Any:
+    """Give back the payload in the form it came in (the inverse of :func:`decode_payload`)."""
+    if raw is not None:
+        return raw
+    if format == JSON:
+        return json.dumps(data, separators=_COMPACT, ensure_ascii=False)
+    if format == QUERY and isinstance(data, dict):
+        return urlencode(_dict_to_pairs(data))
+    return data

@@ -1,0 +1,114 @@
+"""Envelope and context fields of the current request, taken from the server only.
+
+Nothing here reads a payload: the user comes from the app's identity loader, the session
+from a keyed hash of a per-browser-session id, the IP from the connection (through at
+most ``TRACKING_TRUSTED_PROXIES`` proxies), the course from the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, has_request_context, request, session
+
+from .config import TrackingConfig
+
+IdentityLoader = Callable[[], dict[str, Any] | None]
+SessionIdLoader = Callable[[], str | None]
+
+#: Key of the per-browser-session id kept in the Flask session when the app has none.
+SESSION_KEY = "_tracking_sid"
+
+
+def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
+    """32 hex characters of an HMAC-SHA256: stable, not reversible without the key."""
+    return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def client_ip(trusted_proxies: int) -> str | None:
+    """The client's address, trusting ``X-Forwarded-For`` from that many proxies."""
+    if trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return request.remote_addr
+
+
+def course_from_path(config: TrackingConfig, path: str) -> tuple[str | None, str | None]:
+    """``(course_id, org_id)`` from the URL, by ``TRACKING_COURSE_URL_PATTERN``."""
+    if config.course_url_pattern is None:
+        return None, None
+    match = config.course_url_pattern.search(path)
+    if not match:
+        return None, None
+    course_id = match.group("course_id")
+    return course_id, org_from_course(course_id)
+
+
+def org_from_course(course_id: str) -> str | None:
+    """The org of ``course-v1:Org+Num+Run``, ``Org/Num/Run`` or ``org.slug``."""
+    body = course_id.split(":", 1)[1] if course_id.startswith("course-v1:") else course_id
+    for separator in ("+", "/"):
+        if separator in body:
+            return body.split(separator, 1)[0] or None
+    return None
+
+
+class RequestInfo:
+    """Computes the request's fields once per request (cached on ``flask.g``)."""
+
+    def __init__(self, config: TrackingConfig) -> None:
+        self.config = config
+        self.identity_loader: IdentityLoader | None = None
+        self.session_id_loader: SessionIdLoader | None = None
+
+    def __call__(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not has_request_context():
+            return {}, {}
+        cached = g.get("_tracking_request_info")
+        if cached is None:
+            cached = self._compute()
+            g._tracking_request_info = cached
+        return cached
+
+    def _compute(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        identity = (self.identity_loader() if self.identity_loader else None) or {}
+        sid = self._session_id()
+        headers = request.headers
+        envelope = {
+            "username": identity.get("username") or "",
+            "session": keyed_hash(self.config.hash_key, sid, purpose="session") if sid else "",
+            "ip": client_ip(self.config.trusted_proxies),
+            "agent": headers.get("User-Agent", ""),
+            "host": request.host,
+            "referer": headers.get("Referer", ""),
+            "accept_language": headers.get("Accept-Language", ""),
+            "page": None,
+        }
+        course_id, org_id = course_from_path(self.config, request.path)
+        context: dict[str, Any] = {
+            "user_id": identity.get("user_id"),
+            "path": request.path,
+            "course_id": course_id or "",
+            "org_id": org_id or "",
+        }
+        return envelope, context
+
+    def _session_id(self) -> str | None:
+        if self.session_id_loader is not None:
+            own = self.session_id_loader()
+            if own:
+                return own
+        try:
+            sid = session.get(SESSION_KEY)
+            if not sid:
+                sid = secrets.token_hex(16)
+                session[SESSION_KEY] = sid
+        except RuntimeError:  # no SECRET_KEY: the app has no sessions at all
+            return None
+        return str(sid)

@@ -1,0 +1,190 @@
+"""The SQL store: the backend that is the point of truth.
+
+One transaction stores a batch; a unique ``event_id`` makes a retried batch store
+nothing twice (``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL). Hooks let
+other parts (forwarding) add rows in the same transaction and act after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
+
+from .models import events_table, failed_table, metadata
+
+logger = logging.getLogger(__name__)
+
+#: Called inside the storing transaction with the ids just stored.
+InsertHook = Callable[[Connection, list[str]], None]
+#: Called after the commit with the ids just stored.
+CommitHook = Callable[[list[str]], None]
+
+_EVENT_COLUMNS = [c.name for c in events_table.columns if c.name != "id"]
+
+
+@dataclass(slots=True)
+class StoreResult:
+    """The ids of a batch that were stored now, and those already stored before."""
+
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def make_engine(url: str, *, timeout: float = 1.0, echo: bool = False) -> Engine:
+    """An engine tuned for event ingest: WAL on SQLite, short connect timeouts."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=NullPool if ":memory:" not in url else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = max(1, round(timeout))
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values of an event dict."""
+    context = event.get("context") or {}
+    row = {name: event.get(name) for name in _EVENT_COLUMNS}
+    row["time"] = _naive_utc(event["time"])
+    row["received_at"] = _naive_utc(event["received_at"])
+    row["client_time"] = _naive_utc(event.get("client_time"))
+    row["course_id"] = _text(context.get("course_id"))
+    row["org_id"] = _text(context.get("org_id"))
+    row["user_id"] = _text(context.get("user_id"))
+    return row
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class SqlStore:
+    """Stores events and failed events in the tracking tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.insert_hooks: list[InsertHook] = []
+        self.commit_hooks: list[CommitHook] = []
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        base = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
+        self._insert_returning = base.returning(events_table.c.event_id)
+        self._insert_plain = base
+        #: Whether a plain executemany reports the inserted count: sqlite3 sums it;
+        #: on PostgreSQL SQLAlchemy batches rows into one statement, so use RETURNING.
+        self._multi_rowcount = engine.dialect.name == "sqlite"
+
+    def create_all(self) -> None:
+        """Create the tables and indexes that do not exist yet (idempotent)."""
+        metadata.create_all(self.engine)
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        """Store a batch in one transaction; ids already stored are duplicates."""
+        return self._send_rows([event_row(e) for e in events])
+
+    def _send_rows(self, rows: list[dict[str, Any]]) -> StoreResult:
+        if not rows:
+            return StoreResult()
+        with self.engine.begin() as conn:
+            stored = self._insert(conn, rows)
+            for hook in self.insert_hooks:
+                hook(conn, stored)
+        kept = set(stored)
+        result = StoreResult()
+        for row in rows:
+            event_id = row["event_id"]
+            if event_id in kept:
+                kept.discard(event_id)
+                result.stored.append(event_id)
+            else:
+                result.duplicates.append(event_id)
+        self._after_commit(result.stored)
+        return result
+
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+        unique: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            unique.setdefault(row["event_id"], row)
+        result = conn.execute(self._insert_returning, list(unique.values()))
+        return list(result.scalars())
+
+    def insert_many(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Bulk path (import): store events, return how many were new. No RETURNING."""
+        rows = [event_row(e) for e in events]
+        if not rows:
+            return 0
+        if self.insert_hooks or self.commit_hooks or not self._multi_rowcount:
+            return len(self._send_rows(rows).stored)
+        with self.engine.begin() as conn:
+            count = conn.execute(self._insert_plain, rows).rowcount
+        return max(count, 0)
+
+    def _after_commit(self, stored: list[str]) -> None:
+        if not stored:
+            return
+        for hook in self.commit_hooks:
+            try:
+                hook(stored)
+            except Exception:
+                logger.exception("Tracking after-commit hook %r failed.", hook)
+
+    def save_failed(self, failures: Sequence[Mapping[str, Any]]) -> None:
+        """Keep failed events, raw, with their reasons. Never raises for bad content."""
+        if not failures:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [
+            {
+                "failed_at": now,
+                "origin": f.get("origin") or "unknown",
+                "event_id": _text(f.get("event_id")),
+                "event_type": _text(f.get("event_type")),
+                "raw": f["raw"] if isinstance(f.get("raw"), str) else json.dumps(f.get("raw")),
+                "reasons": f.get("reasons") or {},
+                "detail": f.get("detail"),
+            }
+            for f in failures
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(failed_table), rows)
+
+    def count(self) -> int:
+        """How many events are stored."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
