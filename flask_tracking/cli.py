@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 
 import click
@@ -51,8 +50,7 @@ def export_command(
 ) -> None:
     """Write stored events as edX tracking-log JSON lines."""
     state = get_state()
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
+    with click.open_file(output or "-", "w", encoding="utf-8") as out:
         count = export_lines(
             state.engine,
             out,
@@ -61,7 +59,4 @@ def export_command(
             event_type=event_type,
             course_id=course_id,
         )
-    finally:
-        if output:
-            out.close()
     click.echo(f"exported={count}", err=True)

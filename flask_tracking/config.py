@@ -80,9 +80,7 @@ def load_config(app: Flask) -> TrackingConfig:
         )
     policy = c["TRACKING_UNKNOWN_EVENTS"]
     if policy not in _UNKNOWN_POLICIES:
-        raise ConfigError(
-            f"TRACKING_UNKNOWN_EVENTS must be 'accept' or 'reject', not {policy!r}."
-        )
+        raise ConfigError(f"TRACKING_UNKNOWN_EVENTS must be 'accept' or 'reject', not {policy!r}.")
     prefix = c["TRACKING_URL_PREFIX"]
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise ConfigError(f"TRACKING_URL_PREFIX must start with '/', not {prefix!r}.")

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
 from markupsafe import Markup, escape
 from sqlalchemy import Engine, Select
 
 from .backends import JsonLinesBackend
 from .config import TrackingConfig, load_config
+from .guards import RateLimiter, origin_refusal
+from .ingest import Ingestor
 from .models import TrackingEvent
 from .privacy import Anonymizer
 from .query import events_query
@@ -34,6 +36,12 @@ class TrackingState:
     store: SqlStore
     tracker: Tracker
     request_info: RequestInfo
+    ingestor: Ingestor
+    limiter: RateLimiter | None
+
+    def origin_refusal(self, req: Request) -> str | None:
+        """Why an ingest request must be refused as cross-origin, or ``None``."""
+        return origin_refusal(req, self.config)
 
 
 class Tracking:
@@ -80,7 +88,10 @@ class Tracking:
             request_info=info,
             unknown_events=config.unknown_events,
         )
-        app.extensions["tracking"] = TrackingState(config, engine, store, tracker, info)
+        limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
+        app.extensions["tracking"] = TrackingState(
+            config, engine, store, tracker, info, Ingestor(tracker, config), limiter
+        )
 
         from .views import blueprint
 
@@ -152,7 +163,10 @@ class Tracking:
         context: dict[str, Any] = {}
         identity = None
         if user is not None:
-            identity = {"user_id": _pick(user, "user_id", "id"), "username": _pick(user, "username")}
+            identity = {
+                "user_id": _pick(user, "user_id", "id"),
+                "username": _pick(user, "username"),
+            }
         if course_content_node is not None:
             for name in NODE_FIELDS:
                 value = _pick(course_content_node, name)
@@ -225,9 +239,7 @@ def tracking_script() -> Markup:
 
     src = url_for("tracking.static", filename="js/logger.js")
     endpoint = url_for("tracking.events")
-    return Markup(
-        f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>'
-    )
+    return Markup(f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>')
 
 
 def _pick(obj: Any, *names: str) -> Any:
@@ -236,4 +248,3 @@ def _pick(obj: Any, *names: str) -> Any:
         if value is not None:
             return value
     return None
-

@@ -16,6 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.pool import NullPool
 
 from .models import events_table, failed_table, metadata
@@ -36,6 +43,15 @@ class StoreResult:
 
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    #: ``(event_id, reason)`` of rows the database refused (a value it cannot hold).
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def is_unavailable(exc: StatementError) -> bool:
+    """A database that cannot be reached (as opposed to a row it cannot hold)."""
+    return isinstance(exc, OperationalError | InterfaceError | InternalError) or (
+        exc.connection_invalidated if isinstance(exc, DBAPIError) else False
+    )
 
 
 def make_engine(url: str, *, timeout: float = 1.0, echo: bool = False) -> Engine:
@@ -87,6 +103,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+def _storable(value: str | None) -> str | None:
+    """Text any database can hold: lone surrogates and NULs written as escapes."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
@@ -119,10 +142,15 @@ class SqlStore:
     def _send_rows(self, rows: list[dict[str, Any]]) -> StoreResult:
         if not rows:
             return StoreResult()
-        with self.engine.begin() as conn:
-            stored = self._insert(conn, rows)
-            for hook in self.insert_hooks:
-                hook(conn, stored)
+        try:
+            stored = self._transaction(rows)
+        except (StatementError, UnicodeError) as exc:
+            if isinstance(exc, StatementError) and is_unavailable(exc):
+                raise
+            if len(rows) == 1:
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+                return StoreResult(rejected=[(rows[0]["event_id"], f"Database refused: {reason}")])
+            return self._send_one_by_one(rows)
         kept = set(stored)
         result = StoreResult()
         for row in rows:
@@ -135,6 +163,23 @@ class SqlStore:
         self._after_commit(result.stored)
         return result
 
+    def _transaction(self, rows: list[dict[str, Any]]) -> list[str]:
+        with self.engine.begin() as conn:
+            stored = self._insert(conn, rows)
+            for hook in self.insert_hooks:
+                hook(conn, stored)
+        return stored
+
+    def _send_one_by_one(self, rows: list[dict[str, Any]]) -> StoreResult:
+        """After a batch failed on a bad value: store each row alone, keep the refusals."""
+        result = StoreResult()
+        for row in rows:
+            part = self._send_rows([row])
+            result.stored += part.stored
+            result.duplicates += part.duplicates
+            result.rejected += part.rejected
+        return result
+
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
         unique: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -142,16 +187,20 @@ class SqlStore:
         result = conn.execute(self._insert_returning, list(unique.values()))
         return list(result.scalars())
 
-    def insert_many(self, events: Iterable[Mapping[str, Any]]) -> int:
-        """Bulk path (import): store events, return how many were new. No RETURNING."""
+    def insert_many(self, events: Iterable[Mapping[str, Any]]) -> tuple[int, list[tuple[str, str]]]:
+        """Bulk path (import): ``(how many were new, refused rows)``; no RETURNING on SQLite."""
         rows = [event_row(e) for e in events]
         if not rows:
-            return 0
-        if self.insert_hooks or self.commit_hooks or not self._multi_rowcount:
-            return len(self._send_rows(rows).stored)
-        with self.engine.begin() as conn:
-            count = conn.execute(self._insert_plain, rows).rowcount
-        return max(count, 0)
+            return 0, []
+        if not (self.insert_hooks or self.commit_hooks) and self._multi_rowcount:
+            try:
+                with self.engine.begin() as conn:
+                    return max(conn.execute(self._insert_plain, rows).rowcount, 0), []
+            except (StatementError, UnicodeError) as exc:
+                if isinstance(exc, StatementError) and is_unavailable(exc):
+                    raise
+        result = self._send_rows(rows)
+        return len(result.stored), result.rejected
 
     def _after_commit(self, stored: list[str]) -> None:
         if not stored:
@@ -170,12 +219,14 @@ class SqlStore:
         rows = [
             {
                 "failed_at": now,
-                "origin": f.get("origin") or "unknown",
-                "event_id": _text(f.get("event_id")),
-                "event_type": _text(f.get("event_type")),
-                "raw": f["raw"] if isinstance(f.get("raw"), str) else json.dumps(f.get("raw")),
+                "origin": _storable(f.get("origin") or "unknown"),
+                "event_id": _storable(_text(f.get("event_id"))),
+                "event_type": _storable(_text(f.get("event_type"))),
+                "raw": _storable(
+                    f["raw"] if isinstance(f.get("raw"), str) else json.dumps(f.get("raw"))
+                ),
                 "reasons": f.get("reasons") or {},
-                "detail": f.get("detail"),
+                "detail": _storable(f.get("detail")),
             }
             for f in failures
         ]

@@ -43,6 +43,8 @@ class SendResult:
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    #: ``(event_id, reason)`` of events the database refused to hold.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Tracker:
@@ -229,6 +231,7 @@ class Tracker:
             stored = self.store.send(ready)
             result.stored = stored.stored
             result.duplicates = stored.duplicates
+            result.rejected = stored.rejected
             kept = set(stored.stored)
             fresh = [e for e in ready if e["event_id"] in kept]
         except Exception as exc:

@@ -114,14 +114,28 @@ def _flush(
     summary: ImportSummary,
 ) -> None:
     if batch:
-        stored = tracker.store.insert_many(batch)
+        stored, rejected = tracker.store.insert_many(batch)
+        if rejected:
+            by_id = {e["event_id"]: e for e in batch}
+            failures.extend(_refused(by_id[event_id], reason) for event_id, reason in rejected)
         summary.stored += stored
-        summary.duplicates += len(batch) - stored
+        summary.duplicates += len(batch) - stored - len(rejected)
         batch.clear()
     if failures:
         tracker.store.save_failed(failures)
         summary.failed += len(failures)
         failures.clear()
+
+
+def _refused(event: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "origin": "import",
+        "event_id": event["event_id"],
+        "event_type": event["event_type"],
+        "raw": json.dumps(render_line(event), default=str),
+        "reasons": {"_store": [reason]},
+        "detail": None,
+    }
 
 
 def export_lines(

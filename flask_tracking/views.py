@@ -1,38 +1,208 @@
-"""The ``tracking`` blueprint: ingest endpoints, health, the Logger script."""
+"""The ``tracking`` blueprint: it parses and answers; the ingestor and tracker do the rest.
+
+Every error answer is JSON in one shape (``docs/ingest.md``)::
+
+    {"status": 413, "code": "request_too_large", "message": "...", "errors": {...}}
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .cli import cli
-from .extension import get_state
+from .errors import StoreUnavailable
+from .extension import TrackingState, get_state
+
+logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("tracking", __name__, static_folder="static", cli_group="tracking")
 for _command in cli.commands.values():
     blueprint.cli.add_command(_command)
 
+#: How much of a refused body is kept in the failed-events table.
+KEEP_RAW_BYTES = 64 * 1024
+_UNAVAILABLE = (StoreUnavailable, OperationalError, DBAPIError)
+
+
+def error(
+    status: int,
+    code: str,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The one JSON error shape of every ingest answer."""
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def unavailable() -> Response:
+    return error(
+        503,
+        "store_unavailable",
+        "The event store cannot be reached; nothing was stored. Retry after the delay given.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _keep(state: TrackingState, raw: bytes, code: str, message: str) -> None:
+    """Keep a refused request body in the failed-events table."""
+    text_body = raw[:KEEP_RAW_BYTES].decode("utf-8", errors="replace")
+    reasons: dict[str, Any] = {"_request": [message]}
+    if len(raw) > KEEP_RAW_BYTES:
+        reasons["_truncated"] = [f"Only the first {KEEP_RAW_BYTES} bytes were kept."]
+    state.store.save_failed(
+        [
+            {
+                "origin": "browser",
+                "raw": text_body,
+                "reasons": reasons,
+                "detail": f"{request.path} {code}",
+            }
+        ]
+    )
+
+
+def _guard(state: TrackingState) -> Response | bytes:
+    """Origin, rate and size checks; the body when they pass, else the error answer."""
+    config = state.config
+    refusal = state.origin_refusal(request)
+    if refusal:
+        return error(403, "cross_origin", refusal)
+    if state.limiter is not None:
+        envelope = state.request_info()[0]
+        wait = state.limiter.retry_after(envelope.get("session") or request.remote_addr or "")
+        if wait:
+            return error(
+                429,
+                "rate_limited",
+                f"Too many requests from this session; retry in {wait} s.",
+                headers={"Retry-After": str(wait)},
+            )
+    limit = config.max_request_bytes
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit or (request.content_length or 0) > limit:
+        message = (
+            f"The request body is over {limit} bytes (TRACKING_MAX_REQUEST_BYTES);"
+            " send fewer events per request."
+        )
+        _keep(state, raw, "request_too_large", message)
+        return error(413, "request_too_large", message)
+    return raw
+
+
+def _json_body(state: TrackingState, raw: bytes) -> Response | Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        message = f"The body is not valid UTF-8 JSON: {exc}."
+        _keep(state, raw, "invalid_json", message)
+        return error(400, "invalid_json", message)
+
+
+@blueprint.route("/events", methods=["GET", "POST"])
+def events() -> Response:
+    """A batch from the Logger: ``{"sent_at", "events": [...]}`` as JSON or text/plain."""
+    if request.method != "POST":
+        return _get_refused()
+    state = get_state()
+    try:
+        body = _guard(state)
+        if isinstance(body, Response):
+            return body
+        parsed = _json_body(state, body)
+        if isinstance(parsed, Response):
+            return parsed
+        problem = _batch_problem(parsed, state.config.max_batch_events)
+        if problem is not None:
+            status, code, message = problem
+            _keep(state, body, code, message)
+            return error(status, code, message)
+        result = state.ingestor.batch(parsed, origin=request.path)
+    except _UNAVAILABLE:
+        logger.warning("Event store unavailable during ingest.", exc_info=True)
+        return unavailable()
+    return jsonify(result.as_json())
+
+
+def _batch_problem(parsed: Any, max_events: int) -> tuple[int, str, str] | None:
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("events"), list):
+        return 400, "invalid_batch", 'The body must be {"sent_at": <ms>, "events": [...]}.'
+    if len(parsed["events"]) > max_events:
+        return (
+            413,
+            "too_many_events",
+            f"A batch holds at most {max_events} events (TRACKING_MAX_BATCH_EVENTS);"
+            f" this one has {len(parsed['events'])}.",
+        )
+    return None
+
+
+@blueprint.route("/event", methods=["GET", "POST"])
+def event() -> Response:
+    """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
+    if request.method != "POST":
+        return _get_refused()
+    state = get_state()
+    try:
+        body = _guard(state)
+        if isinstance(body, Response):
+            return body
+        if request.mimetype in ("application/json", "text/plain"):
+            fields = _json_body(state, body)
+            if isinstance(fields, Response):
+                return fields
+            if not isinstance(fields, dict):
+                message = "The body must be a JSON object with event_type and event."
+                _keep(state, body, "invalid_event", message)
+                return error(400, "invalid_event", message)
+        else:
+            fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        result = state.ingestor.single(fields, origin=request.path)
+    except _UNAVAILABLE:
+        logger.warning("Event store unavailable during ingest.", exc_info=True)
+        return unavailable()
+    if result.failed:
+        errors = result.failed[0]["errors"]
+        return error(400, "invalid_event", "The event was refused; see errors.", errors)
+    return jsonify(result.as_json())
+
+
+def _get_refused() -> Response:
+    response = error(
+        405,
+        "method_not_allowed",
+        "Send events with POST: payloads do not belong in URLs.",
+    )
+    response.headers["Allow"] = "POST"
+    return response
+
 
 @blueprint.get("/health")
-def health() -> Any:
+def health() -> Response:
     """Alive: the process answers."""
     return jsonify(status="ok")
 
 
 @blueprint.get("/ready")
-def ready() -> Any:
-    """Ready: the database answers."""
+def ready() -> Response:
+    """Ready: the event database answers."""
     try:
         with get_state().engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception:
-        return jsonify(status="unavailable", message="The event database cannot be reached."), 503
+        return error(503, "store_unavailable", "The event database cannot be reached.")
     return jsonify(status="ok")
-
-
-@blueprint.post("/events")
-def events() -> Any:
-    """The batch endpoint (built by the ingest work)."""
-    return jsonify(message="Not implemented yet."), 501

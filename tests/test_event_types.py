@@ -7,21 +7,56 @@ import re
 from flask_tracking import event_types as et
 from flask_tracking.schemas import CATALOG, spec_for
 
-BRIEF_BROWSER = """
-book page_close load_video play_video pause_video seek_video speed_change_video stop_video
-show_transcript hide_transcript problem_check problem_show problem_reset problem_save
-problem_graded seq_goto seq_next seq_prev rubric_select
-oe_show_question oe_show_problem oe_hide_question oe_hide_problem
-peer_grading_show_question peer_grading_show_problem peer_grading_hide_question
-peer_grading_hide_problem staff_grading_show_question staff_grading_show_problem
-staff_grading_hide_question staff_grading_hide_problem
-oe_show_full_feedback oe_show_respond_to_feedback oe_feedback_response_selected
-""".split()
+BRIEF_BROWSER = (
+    "book",
+    "page_close",
+    "load_video",
+    "play_video",
+    "pause_video",
+    "seek_video",
+    "speed_change_video",
+    "stop_video",
+    "show_transcript",
+    "hide_transcript",
+    "problem_check",
+    "problem_show",
+    "problem_reset",
+    "problem_save",
+    "problem_graded",
+    "seq_goto",
+    "seq_next",
+    "seq_prev",
+    "rubric_select",
+    "oe_show_question",
+    "oe_show_problem",
+    "oe_hide_question",
+    "oe_hide_problem",
+    "peer_grading_show_question",
+    "peer_grading_show_problem",
+    "peer_grading_hide_question",
+    "peer_grading_hide_problem",
+    "staff_grading_show_question",
+    "staff_grading_show_problem",
+    "staff_grading_hide_question",
+    "staff_grading_hide_problem",
+    "oe_show_full_feedback",
+    "oe_show_respond_to_feedback",
+    "oe_feedback_response_selected",
+)
 
-BRIEF_SERVER = """
-showanswer show_answer problem_check save_problem_check problem_check_fail problem_rescore
-problem_rescore_fail save_problem_fail save_problem_success reset_problem reset_problem_fail
-""".split()
+BRIEF_SERVER = (
+    "showanswer",
+    "show_answer",
+    "problem_check",
+    "save_problem_check",
+    "problem_check_fail",
+    "problem_rescore",
+    "problem_rescore_fail",
+    "save_problem_fail",
+    "save_problem_success",
+    "reset_problem",
+    "reset_problem_fail",
+)
 
 
 def _constants() -> dict[str, str]:
@@ -53,9 +88,10 @@ def test_sets() -> None:
     assert et.ALL == et.BROWSER | et.SERVER
     assert isinstance(et.ALL, frozenset)
     assert set(_constants().values()) == et.ALL
-    assert et.BROWSER & et.SERVER == {et.PROBLEM_CHECK}
+    assert et.PROBLEM_CHECK in et.BROWSER & et.SERVER
+    assert len(et.BROWSER & et.SERVER) == 1
     assert et.PROBLEM_CHECK not in et.SERVER_ONLY
-    assert et.SERVER_ONLY == et.SERVER - {et.PROBLEM_CHECK}
+    assert et.SERVER_ONLY | {et.PROBLEM_CHECK} == et.SERVER
 
 
 def test_aliases_and_canonical() -> None:

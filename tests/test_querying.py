@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, func
 
 from flask_tracking import Tracking, TrackingEvent
 
@@ -15,8 +15,15 @@ COURSE = "course-v1:Demo+Phys101+2026"
 tracking = Tracking()
 
 
-def add(event_type: str, data: Any, *, user: str, at: timedelta, source: str = "browser",
-        course: str = COURSE) -> None:
+def add(
+    event_type: str,
+    data: Any,
+    *,
+    user: str,
+    at: timedelta,
+    source: str = "browser",
+    course: str = COURSE,
+) -> None:
     tracker = tracking.tracker
     event = tracker.build(
         event_type,
@@ -132,9 +139,7 @@ def test_first_try_correctness_per_problem(plain_app: Flask) -> None:
         check("p2", "a", 1, "incorrect", 4)
 
         problem = TrackingEvent.event["problem_id"].as_string()
-        correct = func.sum(
-            (TrackingEvent.event["success"].as_string() == "correct").cast(Integer)
-        )
+        correct = func.sum((TrackingEvent.event["success"].as_string() == "correct").cast(Integer))
         query = (
             tracking.events("problem_check", source="server")
             .where(TrackingEvent.event["attempts"].as_integer() == 1)

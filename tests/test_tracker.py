@@ -13,10 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from conftest import AppFactory
 from flask_tracking import Tracking
 from flask_tracking.models import FailedEvent, TrackingEvent
 from flask_tracking.requestinfo import keyed_hash
+
+from conftest import AppFactory
 
 SHOW = {"problem_id": "i4x://MITx/6.00x/problem/L15:L15_Problem_2"}
 
@@ -165,8 +166,9 @@ def test_ip_is_read_through_trusted_proxies_only(make_app: AppFactory) -> None:
 def test_anonymisation_is_on_by_default(make_app: AppFactory) -> None:
     _, app = with_identity(make_app)
     headers = {"X-Forwarded-For": "198.51.100.7"}
-    app.test_client().post("/courses/c/answer", headers=headers, environ_base={
-        "REMOTE_ADDR": "203.0.113.77"})
+    app.test_client().post(
+        "/courses/c/answer", headers=headers, environ_base={"REMOTE_ADDR": "203.0.113.77"}
+    )
     app.test_client().post("/courses/c/answer")
     first, second = rows(app)
     anon = keyed_hash(b"test-secret", "ada", purpose="user")
@@ -186,15 +188,21 @@ def test_track_takes_user_and_course_content_node(plain_app: Flask) -> None:
         page_url = "https://lms.example/physics/2026/u3"
 
     with plain_app.app_context():
-        Tracking().track("play_video", user={"id": 7, "username": "grace"},
-                         data={"id": "v1", "code": "abc", "currentTime": 1.5, "speed": "1.0"},
-                         course_content_node=Node())
+        Tracking().track(
+            "play_video",
+            user={"id": 7, "username": "grace"},
+            data={"id": "v1", "code": "abc", "currentTime": 1.5, "speed": "1.0"},
+            course_content_node=Node(),
+        )
     (row,) = rows(plain_app)
     assert row.username == "grace" and row.user_id == "7"
     assert row.course_id == "physics/2026"
     assert row.page == Node.page_url
     assert {k: row.context[k] for k in ("module_id", "section_id", "unit_id")} == {
-        "module_id": "m1", "section_id": "s1", "unit_id": "u3"}
+        "module_id": "m1",
+        "section_id": "s1",
+        "unit_id": "u3",
+    }
 
 
 def test_an_invalid_server_event_is_kept_with_field_named_errors(plain_app: Flask) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from conftest import corpus_path
 from flask_tracking.models import FailedEvent, TrackingEvent
+
+from conftest import corpus_path
 
 REAL_FILES = (
     "edx-analytics-pipeline.jsonl",
@@ -59,9 +60,7 @@ def test_every_corpus_line_imports_and_exports_unchanged(plain_app: Flask, tmp_p
 def test_exported_browser_payload_stays_a_json_string(plain_app: Flask, tmp_path: Path) -> None:
     path = corpus_path("edx-analytics-pipeline.jsonl")
     original = next(
-        json.loads(line)
-        for line in _lines(path)
-        if '"event_type": "play_video"' in line
+        json.loads(line) for line in _lines(path) if '"event_type": "play_video"' in line
     )
     log = tmp_path / "one.log"
     log.write_text(json.dumps(original) + "\n", encoding="utf-8")
@@ -94,9 +93,7 @@ def test_malformed_lines_are_kept_in_the_failed_table(plain_app: Flask, tmp_path
         assert row.reasons["_line"][0].startswith("Not valid JSON")
 
 
-def test_importing_the_same_file_twice_stores_nothing_new(
-    plain_app: Flask, tmp_path: Path
-) -> None:
+def test_importing_the_same_file_twice_stores_nothing_new(plain_app: Flask, tmp_path: Path) -> None:
     path = str(corpus_path("json-to-relation.jsonl"))
     _run(plain_app, "import", path)
     stored = _count(plain_app, TrackingEvent)
@@ -149,8 +146,12 @@ def test_import_anonymizes_by_default(app: Flask) -> None:
     ips = {json.loads(line)["ip"] for line in _lines(path)} - {""}
     with app.extensions["tracking"].engine.connect() as conn:
         rows = conn.execute(
-            select(TrackingEvent.username, TrackingEvent.ip, TrackingEvent.context,
-                   TrackingEvent.original)
+            select(
+                TrackingEvent.username,
+                TrackingEvent.ip,
+                TrackingEvent.context,
+                TrackingEvent.original,
+            )
         ).all()
     dumped = json.dumps([[r.username, r.ip, r.context, r.original] for r in rows])
     assert names and not any(name in dumped for name in names)

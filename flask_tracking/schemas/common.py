@@ -103,11 +103,10 @@ def problem_id(action: str) -> Decl:
     )
 
 
-def state(
-    name: str = "state",
-    description: str = "Problem state (`student_answers`, "
-    "`correct_map`, `seed`, `done`, `input_state`).",
-) -> Decl:
+_STATE: Final = "Problem state (`student_answers`, `correct_map`, `seed`, `done`, `input_state`)."
+
+
+def state(name: str = "state", description: str = _STATE) -> Decl:
     """A problem state: an object in real logs, documented as "string / JSON"."""
     return decl(name, "object or string", description, required=True)
 

@@ -23,9 +23,7 @@ INTRO: Final = (
     "`[]` appended for multiple-choice inputs)."
 )
 
-_ANSWERS_PAYLOAD_ERROR: Final = {
-    "_schema": ["Invalid payload: expected a query string or an object of answers."]
-}
+_ANSWERS_PAYLOAD_ERROR: Final = "Invalid payload: expected a query string or an object of answers."
 
 
 def check_answers(data: Any) -> dict[str, Any]:
@@ -34,14 +32,12 @@ def check_answers(data: Any) -> dict[str, Any]:
         return {}
     if isinstance(data, dict):
         return answers_errors(data)
-    return _ANSWERS_PAYLOAD_ERROR
+    return {"_schema": [_ANSWERS_PAYLOAD_ERROR]}
 
 
-_GRADED_SHAPE_ERROR: Final = {
-    "_schema": ["Invalid payload: expected a list of two items, [answers, html]."]
-}
-_GRADED_ANSWERS_ERROR: Final = ["Not a valid query string or object of answers."]
-_GRADED_HTML_ERROR: Final = ["Not a valid string."]
+_GRADED_SHAPE_ERROR: Final = "Invalid payload: expected a list of two items, [answers, html]."
+_GRADED_ANSWERS_ERROR: Final = "Not a valid query string or object of answers."
+_GRADED_HTML_ERROR: Final = "Not a valid string."
 
 
 def check_graded(data: Any) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def check_graded(data: Any) -> dict[str, Any]:
     if type(data) is str:
         return {}
     if type(data) is not list or len(data) != 2:
-        return _GRADED_SHAPE_ERROR
+        return {"_schema": [_GRADED_SHAPE_ERROR]}
     answers, html = data
     errors: dict[str, Any] = {}
     if isinstance(answers, dict):
@@ -57,9 +53,9 @@ def check_graded(data: Any) -> dict[str, Any]:
         if nested:
             errors["answers"] = nested
     elif type(answers) is not str:
-        errors["answers"] = _GRADED_ANSWERS_ERROR
+        errors["answers"] = [_GRADED_ANSWERS_ERROR]
     if html is not None and type(html) is not str:
-        errors["html"] = _GRADED_HTML_ERROR
+        errors["html"] = [_GRADED_HTML_ERROR]
     return errors
 
 

@@ -203,8 +203,8 @@ def _schema_name(event_type: str, source: str) -> str:
     return "".join(word.capitalize() for word in words) + "Payload"
 
 
-_NO_ERRORS: Final[dict[str, Any]] = {}
-_NOT_AN_OBJECT: Final = {"_schema": ["Invalid payload: expected an object."]}
+_NO_ERRORS: Final[dict[str, Any]] = {}  # shared: callers treat "no errors" as read-only
+_NOT_AN_OBJECT: Final = "Invalid payload: expected an object."
 
 
 def object_checker(schema: Schema, fast: tf.FastCheck | None = None) -> Checker:
@@ -220,7 +220,7 @@ def object_checker(schema: Schema, fast: tf.FastCheck | None = None) -> Checker:
         def check_slow(data: Any) -> dict[str, Any]:
             if isinstance(data, dict):
                 return validate_object(data)
-            return _NOT_AN_OBJECT
+            return {"_schema": [_NOT_AN_OBJECT]}
 
         return check_slow
 
@@ -229,7 +229,7 @@ def object_checker(schema: Schema, fast: tf.FastCheck | None = None) -> Checker:
             if fast(data):
                 return _NO_ERRORS
             return validate_object(data)
-        return _NOT_AN_OBJECT
+        return {"_schema": [_NOT_AN_OBJECT]}
 
     return check
 

@@ -21,21 +21,21 @@ INTRO: Final = (
 )
 
 
-def _id(required: bool = True) -> Decl:
+def _id() -> Decl:
     return decl(
         "id",
         "string or integer",
         "Id of the video (`i4x-HarvardX-PH207x-video-Simple_Random_Sample` or a hex block id).",
-        required=required,
+        required=True,
     )
 
 
-def _code(required: bool = True) -> Decl:
+def _code() -> Decl:
     return decl(
         "code",
         "string",
         "YouTube id of the video being watched, or `html5` / `mobile`.",
-        required=required,
+        required=True,
     )
 
 
@@ -43,8 +43,8 @@ def _time(name: str, description: str, *, required: bool = False) -> Decl:
     return decl(name, "number", description, required=required)
 
 
-def _speed(name: str, description: str, *, required: bool = False) -> Decl:
-    return decl(name, "number or numeric string", description, required=required)
+def _speed(name: str, description: str) -> Decl:
+    return decl(name, "number or numeric string", description)
 
 
 def _player_event(event_type: str, description: str, *, documented: bool) -> EventSpec:

@@ -75,10 +75,10 @@ export class MemoryStorage {
   removeItem(k) {
     this.map.delete(k);
   }
-  /** The queue stored under a key that starts with prefix, parsed. */
+  /** The queue last written under a key starting with prefix, parsed. */
   queue(prefix = "ft:q:") {
-    for (const [k, v] of this.map) if (k.startsWith(prefix)) return JSON.parse(v);
-    return undefined;
+    const w = this.writes.findLast(([k]) => k.startsWith(prefix));
+    return w && this.map.has(w[0]) ? JSON.parse(this.map.get(w[0])) : undefined;
   }
 }
 

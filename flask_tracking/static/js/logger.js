@@ -13,13 +13,14 @@
  *    defines window.Logger (default URL from the tag's data-endpoint) and edX's
  *    alias window.log_event(eventType, data).
  *  - ES module: `import Logger, { createLogger } from ".../logger.mjs"`. That
- *    wrapper does `import "./logger.js"`: a browser runs this file as a module
- *    (it is strict code and needs no module syntax), node runs it as CommonJS
- *    (package.json says "type": "commonjs"). Either way this file leaves its
- *    factory on globalThis.FlaskTrackingLogger, which the wrapper re-exports
- *    along with globalThis.Logger. A page loading it both ways still has ONE
- *    Logger: an existing window.Logger is kept.
- *  - CommonJS: require() returns { createLogger }.
+ *    wrapper does `import "./logger.js"`, which runs this file as a module,
+ *    in browsers and in node alike (package.json says "type": "module"): it
+ *    is strict code and needs no module syntax. It leaves its factory on
+ *    globalThis.FlaskTrackingLogger, which the wrapper re-exports along with
+ *    globalThis.Logger. A page loading it both ways still has ONE Logger: an
+ *    existing window.Logger is kept.
+ *  - CommonJS hosts (a `module` object, e.g. bundlers): module.exports is
+ *    { createLogger }.
  *
  * Only a page (a global with a document) gets the ready-made window.Logger.
  * Tests and other hosts call createLogger(windowLike, options) and inject the
@@ -130,7 +131,7 @@
             s.removeItem(k);
             s.removeItem(key('hb', id));
             try {
-              q = JSON.parse(v).filter(e => !have[e.id]).concat(q);
+              q = JSON.parse(v).filter(e => !have[e.id] && (have[e.id] = 1)).concat(q);
             } catch (e) { /* corrupt: nothing to adopt */ }
           }
         });
@@ -249,7 +250,7 @@
       }
     };
     var show = () => {
-      if (hid) { hid = 0; shown = C.now(); kick(); }
+      if (hid) { hid = 0; shown = C.now(); adopt(); } // adopt: heartbeat, then kick
     };
 
     var sub = (t, n, f) => t && t.addEventListener && t.addEventListener(n, f);
@@ -277,17 +278,19 @@
      */
     var video = (v, o) => {
       o = o || {};
-      var yt = typeof v.getPlayerState == 'function', H = [], run = 0, ps, at = C.now();
+      var yt = !!v.getPlayerState, H = [], run = 0, ps, last, at = C.now();
       var cur = () => +(yt ? v.getCurrentTime() : v.currentTime) || 0;
       var rate = () => +(yt ? v.getPlaybackRate() : v.playbackRate) || 1;
+      // Logs a video event; its position is the last known one from then on.
       var E = (t, x) => {
         var d = yt ? v.getDuration() : v.duration;
         return log(t, Object.assign({
-          id: o.id, code: o.code, currentTime: cur(), speed: fmt(rate()),
+          id: o.id, code: o.code, currentTime: last = cur(), speed: fmt(rate()),
           duration: d > 0 && d < 1 / 0 ? d : undefined
         }, x));
       };
-      var spd = rate(), last = cur();
+      var spd = rate();
+      last = cur();
       // run: a play run is going on (play_video logged, no pause/end since).
       var play = () => { run || E('play_video'); run = 1; };
       var pause = () => { run && !v.ended && E('pause_video'); run = 0; };
@@ -332,7 +335,7 @@
       var cur = pg || 1;
       // One event per page change: a "change" to the current page is not
       // logged, so the PDF.js adapter and the helpers never log one twice.
-      var E = (t, o, n) => n == cur ? quiet(Promise.resolve(null)) :
+      var E = (t, o, n) => n == cur ? Promise.resolve(null) :
         (cur = n, log('book', { type: t + 'page', old: o, new: n, chapter: ch }));
       return books[ch] = books[ch] || {
         goto: (o, n) => E('goto', o, n),

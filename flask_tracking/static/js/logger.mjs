@@ -1,6 +1,7 @@
 // ES-module entry of the flask-tracking Logger (see the comment at the top of
-// logger.js). logger.js has no module syntax: browsers run it as a module,
-// node as CommonJS; it leaves its factory on globalThis, re-exported here.
+// logger.js). logger.js has no module syntax, so importing it just runs it
+// (browsers and node alike); it leaves its factory on globalThis, re-exported
+// here.
 //
 //   import Logger from "/activity/logger.mjs";                 // the page's Logger
 //   import { createLogger } from "flask-tracking-logger";      // a new instance

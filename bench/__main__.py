@@ -1,0 +1,68 @@
+"""``python -m bench [NAME ...]``: run the benchmarks, one printed line per figure.
+
+Names: import, validation, ingest, forwarding (default: all, in that order). A bench
+module that is not there (yet) is skipped with a note; one that fails prints a FAILED
+line and the others still run (the exit status is then 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+from . import note
+
+#: Bench name -> module; each has ``run() -> list[str]``.
+MODULES: dict[str, str] = {
+    "import": "bench.bench_import",
+    "validation": "bench.bench_validation",
+    "ingest": "bench.bench_ingest",
+    "forwarding": "bench.bench_forwarding",
+}
+
+
+def main(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(__doc__.strip())
+        return 0
+    names = argv or list(MODULES)
+    unknown = [name for name in names if name not in MODULES]
+    if unknown:
+        print(
+            f"bench: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}",
+            file=sys.stderr,
+        )
+        return 2
+    note(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()},"
+        f" {os.cpu_count()} cores, {platform.machine()}"
+    )
+    status = 0
+    for name in names:
+        module_name = MODULES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            print(f"{name}: skipped ({module_name} is not there)", flush=True)
+            continue
+        start = time.perf_counter()
+        try:
+            for line in module.run():
+                print(line, flush=True)
+        except Exception:
+            traceback.print_exc()
+            print(f"{name}: FAILED (see the traceback above)", flush=True)
+            status = 1
+        note(f"{name} took {time.perf_counter() - start:.0f}s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,144 @@
+"""Tracking-log import into SQLite, end to end, beside a raw ``sqlite3`` executemany.
+
+A 200,000-line edX tracking log (JSON lines) is made by sampling the corpus lines and
+rewriting ``time`` (increasing, spread over days, in each line's own style) and the
+``username`` (one of 5,000 learners), so no two lines are the same. It is then imported
+into a fresh SQLite file the way ``flask tracking import FILE`` does: a real app with the
+default config (anonymisation on), ``import_lines(tracker, read_lines([path]))``: file
+reading, JSON parsing, validation, anonymisation and storing, in chunks of
+``tracking_logs.CHUNK`` events per transaction.
+
+Baseline, in the same run: the very rows that import stored (read back), written by
+``sqlite3.executemany`` into a fresh file with the same table and indexes and the same
+PRAGMAs (WAL, synchronous=NORMAL), in one transaction: the physical limit. Best of 3.
+
+``BENCH_IMPORT_EVENTS`` changes the line count (for a quick look).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import corpus_lines, note, percent, rate
+
+EVENTS = int(os.environ.get("BENCH_IMPORT_EVENTS", "200000"))
+TARGET = 15.0  # percent of the raw rate
+LEARNERS = 5000
+SEED = 20240201
+START = datetime(2024, 2, 1, tzinfo=UTC)
+BASELINE_ROUNDS = 3
+
+
+def make_log(path: Path, count: int, lines: list[str], seed: int = SEED) -> None:
+    """Write ``count`` unique tracking-log lines sampled from ``lines``."""
+    rng = random.Random(seed)
+    samples = [json.loads(line) for line in lines]
+    # At least ~13 s between lines, so even times written without a fraction differ.
+    step = max(timedelta(days=30) / count, timedelta(seconds=13))
+    step_us = step // timedelta(microseconds=1)
+    with path.open("w", encoding="utf-8") as out:
+        for index in range(count):
+            line: dict[str, Any] = dict(rng.choice(samples))
+            when = START + timedelta(microseconds=index * step_us + rng.randrange(step_us))
+            key = "time" if "time" in line or "timestamp" not in line else "timestamp"
+            line[key] = _time_like(line.get(key), when)
+            if isinstance(line.get("username"), str) and line["username"]:
+                line["username"] = f"learner{rng.randrange(LEARNERS)}"
+            out.write(json.dumps(line) + "\n")
+
+
+def _time_like(original: Any, when: datetime) -> str:
+    """``when`` written as ``original`` was: with or without timezone and fraction."""
+    text = original if isinstance(original, str) else ""
+    if "." not in text[19:] and text:
+        when = when.replace(microsecond=0)
+    aware = text.endswith(("Z", "+00:00")) or "+" in text[19:] or "-" in text[19:]
+    return when.isoformat() if aware or not text else when.replace(tzinfo=None).isoformat()
+
+
+def import_file(log: Path, db: Path) -> tuple[Any, float]:
+    """Import ``log`` into a fresh ``db`` as ``flask tracking import`` does; (summary, s)."""
+    from flask import Flask
+
+    from flask_tracking import Tracking
+    from flask_tracking.extension import get_state
+    from flask_tracking.tracking_logs import import_lines, read_lines
+
+    app = Flask("bench_import", instance_path=str(db.parent / "instance"))
+    app.config.update(SECRET_KEY="bench-secret", TRACKING_DATABASE_URL=f"sqlite:///{db}")
+    Tracking(app)
+    with app.app_context():
+        state = get_state()
+        state.store.create_all()
+        start = time.perf_counter()
+        summary = import_lines(state.tracker, read_lines([str(log)]))
+        seconds = time.perf_counter() - start
+        state.engine.dispose()
+    return summary, seconds
+
+
+def raw_executemany(source_db: Path, target_db: Path) -> tuple[int, float]:
+    """Write the rows of ``source_db`` into a fresh ``target_db`` with one executemany."""
+    from flask_tracking.models import events_table
+
+    columns = [c.name for c in events_table.columns if c.name != "id"]
+    names = ", ".join(f'"{c}"' for c in columns)
+    with sqlite3.connect(source_db) as src:
+        rows = src.execute(f"SELECT {names} FROM tracking_events ORDER BY id").fetchall()
+        ddl = [
+            sql
+            for (sql,) in src.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'tracking_events'"
+                " AND sql IS NOT NULL ORDER BY type DESC"  # the table, then its indexes
+            )
+        ]
+    conn = sqlite3.connect(target_db)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for sql in ddl:
+            conn.execute(sql)
+        conn.commit()
+        insert = f"INSERT INTO tracking_events ({names}) VALUES ({', '.join('?' * len(columns))})"
+        start = time.perf_counter()
+        conn.executemany(insert, rows)
+        conn.commit()
+        seconds = time.perf_counter() - start
+    finally:
+        conn.close()
+    return len(rows), seconds
+
+
+def run() -> list[str]:
+    lines, label = corpus_lines()
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        folder = Path(tmp)
+        log = folder / "tracking.log"
+        note(f"import: writing {EVENTS:,} lines sampled from {label}")
+        make_log(log, EVENTS, lines)
+        note(f"import: importing {log.stat().st_size / 1e6:,.0f} MB")
+        summary, ours_s = import_file(log, folder / "ours.db")
+        note(f"import: {summary} in {ours_s:.1f}s; raw sqlite3 baseline")
+        raw_s = float("inf")
+        raw_rows = 0
+        for round_ in range(BASELINE_ROUNDS):
+            raw_rows, seconds = raw_executemany(folder / "ours.db", folder / f"raw{round_}.db")
+            raw_s = min(raw_s, seconds)
+    ours_rate = summary.stored / ours_s
+    raw_rate = raw_rows / raw_s
+    line = (
+        f"import sqlite: {rate(summary.stored, ours_s)} events/s end to end"
+        f" vs raw sqlite3 executemany {rate(raw_rows, raw_s)} rows/s"
+        f" = {percent(ours_rate, raw_rate)} (target >= {TARGET:g}%)"
+    )
+    if summary.stored != summary.read or summary.stored != EVENTS:
+        line += f" [WARNING: {summary}]"
+    return [line]
