@@ -74,7 +74,9 @@ def ours_validator() -> Callable[[list[dict[str, Any]]], Verdicts]:
         for event in events:
             source = event.get("event_source")
             data = decode_payload(event.get("event")).data
-            verdict = check_payload(source if isinstance(source, str) else "", event["event_type"], data)
+            verdict = check_payload(
+                source if isinstance(source, str) else "", event["event_type"], data
+            )
             verdicts[verdict.status] += 1
         return verdicts
 
@@ -145,8 +147,7 @@ def ralph_python() -> Path:
     log = VENV / "pip-install.log"
     with log.open("w") as out:
         done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check",
-             RALPH_REQUIREMENT],
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", RALPH_REQUIREMENT],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

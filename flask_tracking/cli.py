@@ -60,3 +60,11 @@ def export_command(
             course_id=course_id,
         )
     click.echo(f"exported={count}", err=True)
+
+
+@cli.command("drain-spool")
+def drain_spool_command() -> None:
+    """Store the server events that waited in the spool while the database was down."""
+    tracker = get_state().tracker
+    count = tracker.spool.drain(tracker.store.send) if tracker.spool else 0
+    click.echo(f"drained={count}")

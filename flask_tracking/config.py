@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_REDIS_URL": None,
     "TRACKING_DESTINATIONS": {},
     "TRACKING_ECHO_SQL": False,
+    "TRACKING_SPOOL_FILE": None,
 }
 
 _UNKNOWN_POLICIES = ("accept", "reject")
@@ -62,6 +63,7 @@ class TrackingConfig:
     redis_url: str | None
     destinations: dict[str, Any] = field(default_factory=dict)
     echo_sql: bool = False
+    spool_file: str = ""
 
 
 def load_config(app: Flask) -> TrackingConfig:
@@ -113,6 +115,8 @@ def load_config(app: Flask) -> TrackingConfig:
         redis_url=c["TRACKING_REDIS_URL"] or None,
         destinations=dict(c["TRACKING_DESTINATIONS"] or {}),
         echo_sql=bool(c["TRACKING_ECHO_SQL"]),
+        spool_file=c["TRACKING_SPOOL_FILE"]
+        or os.path.join(app.instance_path, "tracking-spool.jsonl"),
     )
 
 

@@ -20,6 +20,7 @@ from .models import TrackingEvent
 from .privacy import Anonymizer
 from .query import events_query
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
+from .spool import Spool
 from .store import SqlStore, make_engine
 from .tracker import Backend, Event, Processor, Tracker
 
@@ -87,6 +88,7 @@ class Tracking:
             final_processors=[Anonymizer(config.hash_key)] if config.anonymize else [],
             request_info=info,
             unknown_events=config.unknown_events,
+            spool=Spool(config.spool_file),
         )
         limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
         app.extensions["tracking"] = TrackingState(
@@ -207,7 +209,7 @@ class Tracking:
         user_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> Select[tuple[TrackingEvent]]:
+    ) -> Select[TrackingEvent]:
         """A SQLAlchemy select of stored events; run it with ``tracking.engine``."""
         return events_query(
             event_type,

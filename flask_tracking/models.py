@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,5 +119,5 @@ class FailedEvent(Base):
         return f"<FailedEvent {self.origin} {self.event_type!r} {self.failed_at}>"
 
 
-events_table = TrackingEvent.__table__
-failed_table = FailedEvent.__table__
+events_table: Table = TrackingEvent.__table__  # type: ignore[assignment]
+failed_table: Table = FailedEvent.__table__  # type: ignore[assignment]

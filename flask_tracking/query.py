@@ -27,7 +27,7 @@ def events_query(
     user_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Select[tuple[TrackingEvent]]:
+) -> Select[TrackingEvent]:
     """Select events by type(s), source(s), course, user and time range ``[since, until)``.
 
     Times may be aware (converted to UTC) or naive UTC. The select is unordered: add

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from .errors import EventRejected, StoreUnavailable
 from .payloads import JSON, decode_payload
 from .schemas import check_payload
+from .spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Tracker:
     :param processors: callables that return a new event or ``None`` to drop it.
     :param request_info: where envelope and context fields of the current request come from.
     :param unknown_events: ``"accept"`` (store unvalidated) or ``"reject"``.
+    :param spool: where server events wait while the store is unreachable.
     """
 
     def __init__(
@@ -67,8 +69,10 @@ class Tracker:
         final_processors: Sequence[Processor] = (),
         request_info: RequestInfo | None = None,
         unknown_events: str = "accept",
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
+        self.spool = spool
         self.backends: list[Backend] = list(backends)
         self.processors: list[Processor] = list(processors)
         self.final_processors: list[Processor] = list(final_processors)
@@ -234,6 +238,7 @@ class Tracker:
             result.rejected = stored.rejected
             kept = set(stored.stored)
             fresh = [e for e in ready if e["event_id"] in kept]
+            self._drain_spool()
         except Exception as exc:
             logger.exception("Tracking store failed for %d events.", len(ready))
             store_error = exc
@@ -246,11 +251,20 @@ class Tracker:
             raise StoreUnavailable(str(store_error)) from store_error
         return result
 
+    def _drain_spool(self) -> None:
+        if self.spool is None or not self.spool.pending():
+            return
+        try:
+            self.spool.drain(self.store.send)
+        except Exception:
+            logger.exception("Draining the tracking spool failed; it is kept for later.")
+
     def emit(self, event_type: str, data: Any = None, **fields: Any) -> Event | None:
         """Build, process and store one server event; never raises into the caller.
 
-        Returns the event as stored, or ``None`` if it was rejected (it is then kept in
-        the failed-events table), dropped by a processor, or the store failed.
+        Returns the event, or ``None`` if it was rejected (it is then kept in the
+        failed-events table) or dropped by a processor. When the store cannot be reached
+        the event waits in the spool and is stored by the next successful write.
         """
         try:
             event = self.build(event_type, data, **fields)
@@ -275,7 +289,11 @@ class Tracker:
         try:
             self.record([processed], processed=True)
         except StoreUnavailable:
-            return None
+            if self.spool is None:
+                logger.error("Tracking event %r lost: the store is unavailable.", event_type)
+                return None
+            self.spool.append([processed])
+            logger.warning("Tracking store unavailable; event %r spooled.", event_type)
         return processed
 
 

@@ -161,7 +161,7 @@ def export_lines(
     count = 0
     with engine.connect() as conn:
         for row in conn.execution_options(yield_per=2000).execute(query):
-            out.write(json.dumps(render_line(row._mapping), default=str) + "\n")
+            out.write(json.dumps(render_line(dict(row._mapping)), default=str) + "\n")
             count += 1
     return count
 

@@ -13,9 +13,10 @@ import pytest
 from flask import Flask, session
 from sqlalchemy import select
 
-from conftest import AppFactory, corpus_path, service_url
 from flask_tracking import Tracking
 from flask_tracking.models import FailedEvent, TrackingEvent
+
+from conftest import AppFactory, corpus_path, service_url
 
 PLAY = {"id": "i4x-Org-Num-video-intro", "code": "html5", "currentTime": 12.5, "speed": "1.0"}
 
@@ -83,9 +84,9 @@ def test_real_browser_events_posted_as_edx_logger_does_are_stored(
     app, client = learner
     path = corpus_path("edx-analytics-pipeline.jsonl")
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    browser = [
-        line for line in lines if line["event_source"] == "browser" and line["event_type"]
-    ][:150]
+    browser = [line for line in lines if line["event_source"] == "browser" and line["event_type"]][
+        :150
+    ]
     for line in browser:
         form = {"event_type": line["event_type"], "page": line["page"] or ""}
         form["event"] = (

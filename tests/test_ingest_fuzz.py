@@ -30,13 +30,24 @@ CONTENT_TYPES = st.sampled_from(
     ]
 )
 TYPES = st.sampled_from(
-    ["play_video", "pause_video", "seq_goto", "book", "page_close", "problem_check",
-     "showanswer", "problem_graded", "made.up", ""]
+    [
+        "play_video",
+        "pause_video",
+        "seq_goto",
+        "book",
+        "page_close",
+        "problem_check",
+        "showanswer",
+        "problem_graded",
+        "made.up",
+        "",
+    ]
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 events = st.fixed_dictionaries(
@@ -90,10 +101,14 @@ FUZZ = settings(
 
 
 @FUZZ
-@given(body=st.binary(max_size=300), content_type=CONTENT_TYPES,
-       path=st.sampled_from(["/activity/events", "/activity/event"]))
-def test_random_bytes_never_get_a_500(app: Flask, body: bytes, content_type: str,
-                                      path: str) -> None:
+@given(
+    body=st.binary(max_size=300),
+    content_type=CONTENT_TYPES,
+    path=st.sampled_from(["/activity/events", "/activity/event"]),
+)
+def test_random_bytes_never_get_a_500(
+    app: Flask, body: bytes, content_type: str, path: str
+) -> None:
     before = (count(app, TrackingEvent), count(app, FailedEvent))
     answer = post(app, path, body, content_type)
     assert answer.status_code < 500
@@ -110,18 +125,33 @@ def test_random_batches_lose_nothing(app: Flask, body: dict[str, Any], content_t
 
 
 @FUZZ
-@given(fields=st.dictionaries(st.sampled_from(["event_type", "event", "page", "courserun_key",
-                                               "username", "tracking_event_type",
-                                               "event_data", "node_id"]),
-                              st.text(max_size=40), max_size=6),
-       as_json=st.booleans())
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "event_type",
+                "event",
+                "page",
+                "courserun_key",
+                "username",
+                "tracking_event_type",
+                "event_data",
+                "node_id",
+            ]
+        ),
+        st.text(max_size=40),
+        max_size=6,
+    ),
+    as_json=st.booleans(),
+)
 def test_random_edx_posts_lose_nothing(app: Flask, fields: dict[str, str], as_json: bool) -> None:
     before = (count(app, TrackingEvent), count(app, FailedEvent))
     if as_json:
         answer = post(app, "/activity/event", json.dumps(fields).encode(), "application/json")
     else:
-        answer = post(app, "/activity/event", urlencode(fields).encode(),
-                      "application/x-www-form-urlencoded")
+        answer = post(
+            app, "/activity/event", urlencode(fields).encode(), "application/x-www-form-urlencoded"
+        )
     assert answer.status_code in (200, 400), answer.json
     if answer.status_code == 200:
         assert count(app, TrackingEvent) == before[0] + 1
@@ -133,8 +163,13 @@ def test_random_edx_posts_lose_nothing(app: Flask, fields: dict[str, str], as_js
 @given(size=st.integers(min_value=0, max_value=700_000), n=st.integers(min_value=0, max_value=600))
 def test_sizes_get_413_or_are_stored(app: Flask, size: int, n: int) -> None:
     pad = "x" * (size // max(n, 1))
-    body = {"sent_at": 1, "events": [{"id": str(uuid.uuid4()), "event_type": "made.up",
-                                      "event": {"pad": pad}, "time": 1} for _ in range(n)]}
+    body = {
+        "sent_at": 1,
+        "events": [
+            {"id": str(uuid.uuid4()), "event_type": "made.up", "event": {"pad": pad}, "time": 1}
+            for _ in range(n)
+        ],
+    }
     raw = json.dumps(body).encode()
     before = (count(app, TrackingEvent), count(app, FailedEvent))
     answer = post(app, "/activity/events", raw, "application/json")
@@ -147,8 +182,10 @@ def test_sizes_get_413_or_are_stored(app: Flask, size: int, n: int) -> None:
 
 @pytest.mark.parametrize("path", ["/activity/events", "/activity/event"])
 def test_lone_surrogates_and_nuls_are_refused_not_500(app: Flask, path: str) -> None:
-    nasty = '{"sent_at": 1, "events": [{"id": "%s", "event_type": "x\\u0000", "event": ' \
-            '{"a": "\\ud800"}, "page": "\\udfff", "time": 1}], "event_type": "\\ud800"}'
+    nasty = (
+        '{"sent_at": 1, "events": [{"id": "%s", "event_type": "x\\u0000", "event": '
+        '{"a": "\\ud800"}, "page": "\\udfff", "time": 1}], "event_type": "\\ud800"}'
+    )
     before = (count(app, TrackingEvent), count(app, FailedEvent))
     answer = post(app, path, (nasty % uuid.uuid4()).encode(), "application/json")
     assert answer.status_code in (200, 400)
