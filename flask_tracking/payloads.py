@@ -53,13 +53,26 @@ def _decode_string(text: str) -> Payload:
             data = json.loads(text)
         except ValueError:
             return Payload(text, TEXT)
+        if isinstance(data, str) and _looks_like_query(data):
+            # A query string inside a JSON string (browser problem_check and friends):
+            # store the answers as an object, keep the original for export.
+            return Payload(_pairs_to_dict(parse_qsl(data, keep_blank_values=True)), JSON, text)
         return Payload(data, JSON, None if _json_round_trips(data, text) else text)
-    if "=" in text and not stripped.startswith(("/", "<")) and " " not in stripped:
+    if _looks_like_query(text):
         pairs = parse_qsl(text, keep_blank_values=True)
-        if pairs:
-            data = _pairs_to_dict(pairs)
-            return Payload(data, QUERY, None if urlencode(pairs) == text else text)
+        data = _pairs_to_dict(pairs)
+        return Payload(data, QUERY, None if urlencode(pairs) == text else text)
     return Payload(text, TEXT)
+
+
+def _looks_like_query(text: str) -> bool:
+    """``a=1&b=2``: an ``=``, no spaces, not a path or markup, and it parses."""
+    return (
+        "=" in text
+        and " " not in text
+        and not text.startswith(("/", "<", "{", "["))
+        and bool(parse_qsl(text, keep_blank_values=True))
+    )
 
 
 def _json_round_trips(data: Any, text: str) -> bool:

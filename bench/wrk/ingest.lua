@@ -28,10 +28,11 @@ local mode, per_request, host, cookies
 local path
 local seq = 0
 local request_count = 0
-local written = 0
-local ok = 0
-local other = 0
-local not_all_accepted = 0
+-- Globals, so that done() can read them with thread:get().
+written = 0
+ok = 0
+other = 0
+not_all_accepted = 0
 local rnd = math.random
 
 local PAGE = "https://courses.example.org/courses/course-v1:ExampleX+Bench101+2024"
