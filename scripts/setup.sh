@@ -60,7 +60,7 @@ if [[ -f package.json ]]; then
     if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_hash" ]]; then
         if [[ -f package-lock.json ]]; then
             say "npm ci"
-            npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+            npm ci --omit=optional --no-audit --no-fund --loglevel=error || die "npm ci failed"
         else
             say "npm install (no package-lock.json)"
             npm install --no-audit --no-fund --loglevel=error || die "npm install failed"
