@@ -57,6 +57,8 @@ def test_events_logged_just_before_closing_the_tab(
     context: Any, page: Any, live_server: LiveServer, delivery: str
 ) -> None:
     flushed(page)
+    # Only the page's end may send these: no batch timer while the test is slow.
+    page.evaluate("() => Logger.configure({maxWaitMs: 600000})")
     if delivery == "next page load":
         # The beacon is lost (the browser dropped it, the network was down): the
         # events are only in localStorage when the tab is gone.
