@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from . import note
@@ -44,17 +45,9 @@ def main(argv: list[str]) -> int:
     )
     status = 0
     for name in names:
-        module_name = MODULES[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            print(f"{name}: skipped ({module_name} is not there)", flush=True)
-            continue
         start = time.perf_counter()
         try:
-            for line in module.run():
+            for line in _lines_of(name, MODULES[name]):
                 print(line, flush=True)
         except Exception:
             traceback.print_exc()
@@ -62,6 +55,18 @@ def main(argv: list[str]) -> int:
             status = 1
         note(f"{name} took {time.perf_counter() - start:.0f}s")
     return status
+
+
+def _lines_of(name: str, module_name: str) -> Iterator[str]:
+    """The figure lines of one bench module (as it gives them), or a note that it is absent."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        yield f"{name}: skipped ({module_name} is not there)"
+        return
+    yield from module.run()
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def _decode_string(text: str) -> Payload:
     if _looks_like_query(text):
         pairs = parse_qsl(text, keep_blank_values=True)
         data = _pairs_to_dict(pairs)
-        return Payload(data, QUERY, None if urlencode(pairs) == text else text)
+        same = urlencode(_dict_to_pairs(data)) == text
+        return Payload(data, QUERY, None if same else text)
     return Payload(text, TEXT)
 
 

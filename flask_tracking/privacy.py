@@ -7,6 +7,7 @@ inside the context are treated alike, and nothing personal is kept for export.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -19,6 +20,11 @@ def truncate_ip(value: Any) -> Any:
     """``203.0.113.77`` → ``203.0.113.0``; IPv6 keeps its first 48 bits."""
     if not isinstance(value, str) or not value:
         return value
+    return _truncate(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _truncate(value: str) -> str:
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:

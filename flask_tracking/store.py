@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     DBAPIError,
@@ -103,6 +112,26 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+_JSON_COLUMNS = frozenset(c.name for c in events_table.columns if isinstance(c.type, JSON))
+_TIME_COLUMNS = frozenset(c.name for c in events_table.columns if isinstance(c.type, DateTime))
+
+
+def _sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as SQLite parameters, encoded as SQLAlchemy's JSON and DateTime types store
+    them (``json.dumps``; ``YYYY-MM-DD HH:MM:SS.ffffff``), without its per-row overhead."""
+    dumps = json.dumps
+    converters = [
+        (lambda v: None if v is None else dumps(v))
+        if name in _JSON_COLUMNS
+        else (lambda v: None if v is None else v.isoformat(" ", "microseconds"))
+        if name in _TIME_COLUMNS
+        else None
+        for name in _EVENT_COLUMNS
+    ]
+    pairs = list(zip(_EVENT_COLUMNS, converters, strict=True))
+    return [tuple(conv(row[name]) if conv else row[name] for name, conv in pairs) for row in rows]
+
+
 def _storable(value: str | None) -> str | None:
     """Text any database can hold: lone surrogates and NULs written as escapes."""
     if value is None:
@@ -126,10 +155,15 @@ class SqlStore:
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         base = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
         self._insert_returning = base.returning(events_table.c.event_id)
-        self._insert_plain = base
         #: Whether a plain executemany reports the inserted count: sqlite3 sums it;
         #: on PostgreSQL SQLAlchemy batches rows into one statement, so use RETURNING.
         self._multi_rowcount = engine.dialect.name == "sqlite"
+        #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_tuples``).
+        self._sqlite_bulk_sql = (
+            f"INSERT INTO tracking_events ({', '.join(_EVENT_COLUMNS)})"
+            f" VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+            " ON CONFLICT (event_id) DO NOTHING"
+        )
 
     def create_all(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
@@ -195,7 +229,8 @@ class SqlStore:
         if not (self.insert_hooks or self.commit_hooks) and self._multi_rowcount:
             try:
                 with self.engine.begin() as conn:
-                    return max(conn.execute(self._insert_plain, rows).rowcount, 0), []
+                    cursor = conn.exec_driver_sql(self._sqlite_bulk_sql, _sqlite_tuples(rows))
+                    return max(cursor.rowcount, 0), []
             except (StatementError, UnicodeError) as exc:
                 if isinstance(exc, StatementError) and is_unavailable(exc):
                     raise

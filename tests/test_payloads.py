@@ -43,3 +43,10 @@ def test_raw_is_kept_only_when_needed() -> None:
     compact = json.dumps({"a": [1, 2]}, separators=(",", ":"))
     assert decode_payload(compact).raw is None
     assert decode_payload('{"a": [1, 2]}').raw == '{"a": [1, 2]}'
+
+
+def test_a_repeated_query_key_comes_back_in_its_order() -> None:
+    text = "a=1&b=2&a=3"
+    payload = decode_payload(text)
+    assert payload.data == {"a": ["1", "3"], "b": "2"}
+    assert encode_payload(payload.data, payload.format, payload.raw) == text
