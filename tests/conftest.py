@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
-from flask_tracking import Tracking
+from flask_tracking import FailedEvent, Tracking, TrackingEvent
 from flask_tracking.models import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,18 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 AppFactory = Callable[..., Flask]
+
+
+def rows(app: Flask) -> list[Any]:
+    """The stored events of an app, in storing order."""
+    with app.extensions["tracking"].engine.connect() as conn:
+        return conn.execute(select(TrackingEvent.__table__).order_by(TrackingEvent.id)).all()
+
+
+def failed(app: Flask) -> list[Any]:
+    """The failed events of an app, in order."""
+    with app.extensions["tracking"].engine.connect() as conn:
+        return conn.execute(select(FailedEvent.__table__).order_by(FailedEvent.id)).all()
 
 
 @pytest.fixture

@@ -11,25 +11,13 @@ from typing import Any
 
 import pytest
 from flask import Flask, session
-from sqlalchemy import select
 
 from flask_tracking import Tracking
-from flask_tracking.models import FailedEvent, TrackingEvent
 from flask_tracking.payloads import decode_payload, encode_payload
 
-from conftest import AppFactory, corpus_path, service_url
+from conftest import AppFactory, corpus_path, failed, rows, service_url
 
 PLAY = {"id": "i4x-Org-Num-video-intro", "code": "html5", "currentTime": 12.5, "speed": "1.0"}
-
-
-def rows(app: Flask) -> list[Any]:
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(TrackingEvent.__table__).order_by(TrackingEvent.id)).all()
-
-
-def failed(app: Flask) -> list[Any]:
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(FailedEvent.__table__).order_by(FailedEvent.id)).all()
 
 
 def signed_in(make_app: AppFactory, **config: Any) -> Flask:

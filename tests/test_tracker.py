@@ -11,25 +11,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 
 from flask_tracking import Tracking
-from flask_tracking.models import FailedEvent, TrackingEvent
 from flask_tracking.requestinfo import keyed_hash
 
-from conftest import AppFactory
+from conftest import AppFactory, failed, rows
 
 SHOW = {"problem_id": "i4x://MITx/6.00x/problem/L15:L15_Problem_2"}
-
-
-def rows(app: Flask) -> list[Any]:
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(TrackingEvent.__table__).order_by(TrackingEvent.id)).all()
-
-
-def failed(app: Flask) -> list[Any]:
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(FailedEvent.__table__).order_by(FailedEvent.id)).all()
 
 
 def with_identity(make_app: AppFactory, **config: Any) -> tuple[Tracking, Flask]:
