@@ -68,3 +68,6 @@ def drain_spool_command() -> None:
     tracker = get_state().tracker
     count = tracker.spool.drain(tracker.store.send) if tracker.spool else 0
     click.echo(f"drained={count}")
+
+
+from .forwarding import cli as _forwarding_cli  # noqa: E402, F401  (worker, forward)

@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_DB_TIMEOUT": 1.0,
     "TRACKING_REDIS_URL": None,
     "TRACKING_DESTINATIONS": {},
+    "TRACKING_FORWARD_QUEUE": "tracking-forward",
+    "TRACKING_FORWARD_JOB_TIMEOUT": 60,
+    "TRACKING_FORWARD_SWEEP_INTERVAL": 10.0,
+    "TRACKING_FORWARD_LINGER": 0.5,
     "TRACKING_ECHO_SQL": False,
     "TRACKING_SPOOL_FILE": None,
 }
@@ -62,6 +66,11 @@ class TrackingConfig:
     db_timeout: float
     redis_url: str | None
     destinations: dict[str, Any] = field(default_factory=dict)
+    #: TRACKING_FORWARD_*: checked by flask_tracking.forwarding (ConfigError there).
+    forward_queue: Any = "tracking-forward"
+    forward_job_timeout: Any = 60
+    forward_sweep_interval: Any = 10.0
+    forward_linger: Any = 0.5
     echo_sql: bool = False
     spool_file: str = ""
 
@@ -113,7 +122,11 @@ def load_config(app: Flask) -> TrackingConfig:
         rate_limit=_parse_rate(c["TRACKING_RATE_LIMIT"]),
         db_timeout=float(c["TRACKING_DB_TIMEOUT"]),
         redis_url=c["TRACKING_REDIS_URL"] or None,
-        destinations=dict(c["TRACKING_DESTINATIONS"] or {}),
+        destinations=c["TRACKING_DESTINATIONS"] or {},  # checked by forwarding
+        forward_queue=c["TRACKING_FORWARD_QUEUE"],
+        forward_job_timeout=c["TRACKING_FORWARD_JOB_TIMEOUT"],
+        forward_sweep_interval=c["TRACKING_FORWARD_SWEEP_INTERVAL"],
+        forward_linger=c["TRACKING_FORWARD_LINGER"],
         echo_sql=bool(c["TRACKING_ECHO_SQL"]),
         spool_file=c["TRACKING_SPOOL_FILE"]
         or os.path.join(app.instance_path, "tracking-spool.jsonl"),

@@ -95,6 +95,10 @@ class Tracking:
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )
 
+        from .forwarding import setup_forwarding
+
+        setup_forwarding(app, app.extensions["tracking"])
+
         from .views import blueprint
 
         app.register_blueprint(blueprint, url_prefix=config.url_prefix)

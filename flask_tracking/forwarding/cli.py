@@ -1,0 +1,106 @@
+"""``flask tracking worker`` and ``flask tracking forward``."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from ..cli import cli
+from . import get_forwarder
+from .jobs import DispatchUnavailable
+from .models import DELIVERED, FAILED, PENDING
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Sweep once, run the queued jobs, then stop.")
+@click.option("--name", help="Worker name (default: the queue name and a random suffix).")
+@click.option(
+    "--sweep-interval",
+    type=float,
+    help="Seconds between sweeps of pending deliveries (default: TRACKING_FORWARD_SWEEP_INTERVAL).",
+)
+@click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler (backoff retries).")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+def worker_command(
+    burst: bool, name: str | None, sweep_interval: float | None, no_scheduler: bool, quiet: bool
+) -> None:
+    """Run an RQ worker that forwards stored events to the destinations."""
+    from .worker import run_worker
+
+    forwarder = get_forwarder()
+    if not forwarder.uses_rq:
+        raise click.ClickException(
+            "TRACKING_REDIS_URL is not set: events are forwarded in-process by the app, no"
+            " worker is needed. Set TRACKING_REDIS_URL to forward with RQ workers."
+        )
+    if not forwarder.targets:
+        click.echo("warning: TRACKING_DESTINATIONS is empty: nothing will be forwarded.", err=True)
+    run_worker(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        forwarder,
+        burst=burst,
+        name=name,
+        sweep_interval=sweep_interval,
+        with_scheduler=not no_scheduler,
+        logging_level="WARNING" if quiet else "INFO",
+    )
+
+
+@cli.command("forward")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Hand out pending deliveries that no live job holds (to RQ, or here without Redis).",
+)
+@click.option("--failed", is_flag=True, help="Re-drive failed deliveries (dead letters).")
+@click.option(
+    "-d",
+    "--destination",
+    "destinations",
+    multiple=True,
+    help="Only this destination (repeatable).",
+)
+@click.option("--errors", default=5, show_default=True, help="Recent failures to list.")
+def forward_command(
+    pending: bool, failed: bool, destinations: tuple[str, ...], errors: int
+) -> None:
+    """Show delivery counts per destination; re-enqueue pending or re-drive failed ones."""
+    forwarder = get_forwarder()
+    unknown = [d for d in destinations if d not in forwarder.targets]
+    if unknown:
+        raise click.ClickException(
+            f"Unknown destination(s) {', '.join(unknown)}: configured are"
+            f" {', '.join(forwarder.targets) or 'none'}."
+        )
+    only = list(destinations) or None
+    if failed:
+        count = forwarder.redrive_failed(only)
+        click.echo(f"re-driven={count}")
+    if pending or failed:
+        try:
+            result = forwarder.forward_pending(only)
+        except DispatchUnavailable as exc:
+            raise click.ClickException(f"{exc} Nothing was enqueued; try again.") from None
+        click.echo(" ".join(f"{key}={value}" for key, value in result.items()))
+        return
+    counts = forwarder.outbox.counts()
+    names = list(dict.fromkeys([*forwarder.targets, *counts]))
+    if only:
+        names = [n for n in names if n in only]
+    width = max([len(n) for n in names] + [11])
+    click.echo(f"{'destination':<{width}}  {PENDING:>9}  {DELIVERED:>9}  {FAILED:>9}")
+    for name in names:
+        row = counts.get(name, {})
+        label = name if name in forwarder.targets else f"{name} (not configured)"
+        click.echo(
+            f"{label:<{width}}  {row.get(PENDING, 0):>9}  {row.get(DELIVERED, 0):>9}"
+            f"  {row.get(FAILED, 0):>9}"
+        )
+    latest = forwarder.outbox.failures(errors, only) if errors > 0 else []
+    if latest:
+        click.echo("latest failures:")
+        for failure in latest:
+            click.echo(
+                f"  {failure.destination}  {failure.event_id}  {failure.event_type}"
+                f"  attempts={failure.attempts}  {failure.last_error}"
+            )
