@@ -13,9 +13,10 @@ learner from the Flask session, as a real app does. Beside it:
 Environment:
 
 - ``BENCH_INGEST_DATABASE_URL``: the tracking database (default: a SQLite file in the
-  current directory, ``bench-ingest.db``);
-- ``BENCH_INGEST_PROFILE``: a directory; each worker then profiles itself with cProfile
-  and writes ``<dir>/worker-<pid>.prof`` when it exits (for finding where the time goes).
+  current directory, ``bench-ingest.db``).
+
+To see where a worker's time goes, sample it with py-spy while the bench runs
+(``pip install py-spy``; ``py-spy record --pid <worker pid>``).
 """
 
 from __future__ import annotations
@@ -66,22 +67,4 @@ def create_app() -> Flask:
             json.loads(raw)
         return Response(status=204)
 
-    profile_dir = os.environ.get("BENCH_INGEST_PROFILE")
-    if profile_dir:
-        _profile_worker(profile_dir)
     return app
-
-
-def _profile_worker(directory: str) -> None:
-    """Profile this worker until it exits (gunicorn calls create_app in each worker)."""
-    import atexit
-    import cProfile
-
-    profiler = cProfile.Profile()
-
-    def dump() -> None:
-        profiler.disable()
-        profiler.dump_stats(os.path.join(directory, f"worker-{os.getpid()}.prof"))
-
-    atexit.register(dump)
-    profiler.enable()

@@ -7,8 +7,10 @@ commit (the tracker raises ``StoreUnavailable`` when the store failed).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,8 +39,23 @@ class IngestResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "failed": self.failed}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+#: A UUID already in the form ``str(uuid.UUID(...))`` gives back: kept as it is.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Pages whose course (from ``TRACKING_COURSE_URL_PATTERN``) each ingestor remembers.
+PAGE_CACHE_SIZE = 1024
+
+
 def _ms_to_datetime(ms: float) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def _event_id(value: Any) -> str:
+    """The event id in canonical form; ``ValueError`` if it is not a UUID."""
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):
+        return value
+    return str(uuid.UUID(str(value)))
 
 
 #: Client times are epoch milliseconds between 1970 and the year 9000.
@@ -57,16 +74,18 @@ def _finite_number(value: Any) -> bool:
 
 
 def corrected_time(
-    received_at: datetime, sent_at: Any, client_ms: Any
+    received_at: datetime, sent_at: Any, client_ms: Any, *, received_ms: float | None = None
 ) -> tuple[datetime, datetime | None, int | None]:
     """``(time, client_time, skew_ms)``: the client's clock mapped onto the server's.
 
     ``time = received_at - (sent_at - client_time)``, never later than ``received_at``.
     The skew is how far the client's clock is behind the server's (negative: ahead).
+    ``received_ms`` is ``received_at`` in epoch milliseconds, if the caller has it.
     """
     if not (_finite_number(sent_at) and _finite_number(client_ms)):
         return received_at, None, None
-    received_ms = (received_at - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1)
+    if received_ms is None:
+        received_ms = (received_at - _EPOCH) / _ONE_MS
     waited = min(MAX_WAIT, timedelta(milliseconds=max(0.0, float(sent_at) - float(client_ms))))
     when = received_at - waited
     return min(when, received_at), _ms_to_datetime(client_ms), round(received_ms - sent_at)
@@ -79,17 +98,21 @@ class Ingestor:
         self.tracker = tracker
         self.config = config
         self.max_event_bytes = config.max_event_bytes
+        # (course_id, org_id) of a page URL: a batch's events mostly share one page.
+        remember = functools.lru_cache(maxsize=PAGE_CACHE_SIZE)
+        self._course_of_page = remember(self._course_from_page)
 
     def batch(self, body: dict[str, Any], *, origin: str) -> IngestResult:
         """Store a batch body ``{"sent_at", "events": [...]}`` (already size-checked)."""
         received_at = datetime.now(UTC)
+        received_ms = (received_at - _EPOCH) / _ONE_MS
         sent_at = body.get("sent_at")
         result = IngestResult()
         ready: list[Event] = []
         failures: list[dict[str, Any]] = []
         for index, item in enumerate(body["events"]):
             try:
-                ready.append(self._batch_event(item, received_at, sent_at))
+                ready.append(self._batch_event(item, received_at, received_ms, sent_at))
             except EventRejected as exc:
                 event_id = item.get("id") if isinstance(item, dict) else None
                 shown_id = event_id if isinstance(event_id, str) else None
@@ -152,14 +175,16 @@ class Ingestor:
                 }
             )
 
-    def _batch_event(self, item: Any, received_at: datetime, sent_at: Any) -> Event:
+    def _batch_event(
+        self, item: Any, received_at: datetime, received_ms: float, sent_at: Any
+    ) -> Event:
         if not isinstance(item, dict):
             raise EventRejected({"_schema": ["Each event must be a JSON object."]})
         self._check_size(item)
         errors: dict[str, list[str]] = {}
         event_id = item.get("id")
         try:
-            event_id = str(uuid.UUID(str(event_id))) if event_id is not None else None
+            event_id = _event_id(event_id) if event_id is not None else None
         except ValueError:
             errors["id"] = ["Not a valid UUID."]
         if event_id is None and "id" not in errors:
@@ -175,7 +200,9 @@ class Ingestor:
             errors["time"] = ["Not a valid time: give milliseconds since the epoch."]
         if errors:
             raise EventRejected(errors)
-        when, client_time, skew = corrected_time(received_at, sent_at, client_ms)
+        when, client_time, skew = corrected_time(
+            received_at, sent_at, client_ms, received_ms=received_ms
+        )
         return self._build(
             item.get("event_type"),
             item.get("event"),
@@ -219,12 +246,15 @@ class Ingestor:
         context = dict(fields.pop("context", None) or {})
         page = fields.get("page")
         if "course_id" not in context and isinstance(page, str):
-            course_id, org_id = course_from_path(self.config, urlsplit(page).path)
+            course_id, org_id = self._course_of_page(page)
             if course_id:
                 context.update(course_id=course_id, org_id=org_id or "")
         return self.tracker.build(
             event_type, data, source="browser", context=context or None, **fields
         )
+
+    def _course_from_page(self, page: str) -> tuple[str | None, str | None]:
+        return course_from_path(self.config, urlsplit(page).path)
 
 
 def _as_item(event: Event) -> dict[str, Any]:

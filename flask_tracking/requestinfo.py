@@ -7,6 +7,7 @@ most ``TRACKING_TRUSTED_PROXIES`` proxies), the course from the URL.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -26,7 +27,17 @@ SESSION_KEY = "_tracking_sid"
 
 def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
     """32 hex characters of an HMAC-SHA256: stable, not reversible without the key."""
+    if type(value) is str and type(key) is bytes:
+        return _keyed_hash_cached(key, value, purpose)
+    return _keyed_hash(key, value, purpose)
+
+
+def _keyed_hash(key: bytes, value: str, purpose: str) -> str:
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+#: The same learner and session come in every event of a batch: hash each once.
+_keyed_hash_cached = functools.lru_cache(maxsize=4096)(_keyed_hash)
 
 
 def client_ip(trusted_proxies: int) -> str | None:

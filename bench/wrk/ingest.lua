@@ -1,7 +1,7 @@
 -- wrk script of the ingest bench (bench/bench_ingest.py): realistic play_video events,
 -- each with a fresh random UUID, so every event is new to the server.
 --
---   wrk -s bench/wrk/ingest.lua URL -- MODE EVENTS HOST COOKIES
+--   wrk -s bench/wrk/ingest.lua URL -- MODE EVENTS HOST COOKIES [RATE]
 --
 -- MODE     "batch": the browser Logger's batch, {"sent_at", "events": [...]} sent as
 --          text/plain to /activity/events (or /bare); EVENTS events per request.
@@ -10,10 +10,31 @@
 -- HOST     the Host header (and the same-origin Origin), e.g. 127.0.0.1:8123.
 -- COOKIES  session cookies (name=value), separated by spaces: one per learner; each
 --          request takes the next one.
+-- RATE     with bench/wrk/paced.lua only: requests/s to pace the load at (per wrk
+--          thread) instead of as fast as the server answers. Requests go out on a fixed
+--          schedule, one every 1/RATE s (late, never doubled up, when every connection
+--          is busy).
 --
 -- done() prints one line "BENCH_RESULT {json}" with the counts that wrk itself does not
 -- give: requests written, answers by status, and answers whose JSON said something else
 -- than "all accepted, no duplicate, none failed".
+
+local ffi = require("ffi")
+ffi.cdef([[
+typedef struct { long tv_sec; long tv_nsec; } bench_ingest_timespec;
+int clock_gettime(int clock, bench_ingest_timespec *tp);
+]])
+local timespec = ffi.new("bench_ingest_timespec")
+local CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
+
+local function clock_ms(clock)
+   ffi.C.clock_gettime(clock, timespec)
+   return tonumber(timespec.tv_sec) * 1000 + tonumber(timespec.tv_nsec) / 1e6
+end
+
+local function now_ms()
+   return clock_ms(CLOCK_MONOTONIC)
+end
 
 local threads = {}
 local counter = 0
@@ -25,6 +46,7 @@ function setup(thread)
 end
 
 local mode, per_request, host, cookies
+local interval, next_slot
 local path
 local seq = 0
 local request_count = 0
@@ -54,6 +76,22 @@ function init(args)
    math.randomseed(os.time() * 1000 + tid * 7919 + math.floor(os.clock() * 1e6))
    for _ = 1, 100 do rnd() end
    path = wrk.path
+   local rate = tonumber(args[5] or "0")
+   if rate > 0 then
+      interval = 1000 / rate
+   end
+end
+
+-- wrk's delay() hook, set by paced.lua (defining delay() at all costs every request
+-- a timer, so the unpaced runs go without it).
+function paced_delay()
+   if not interval then
+      return 0
+   end
+   local now = now_ms()
+   local slot = math.max(next_slot or now, now)
+   next_slot = slot + interval
+   return math.floor(slot - now)
 end
 
 local function uuid4()
@@ -97,7 +135,7 @@ end
 
 function request()
    written = written + 1
-   local now = os.time() * 1000 + rnd(0, 999)
+   local now = math.floor(clock_ms(CLOCK_REALTIME)) -- the Logger's sent_at: Date.now()
    local week, video = rnd(1, 12), rnd(1, 40)
    local page = string.format(PAGE, week, video)
    if mode == "single" then
@@ -143,13 +181,19 @@ function done(summary, latency, _requests)
       x = x + t:get("other")
       n = n + t:get("not_all_accepted")
    end
+   -- The tail at 0.1% steps (p95.0 .. p100), so runs can be pooled for one p99.
+   local tail = {}
+   for k = 0, 49 do
+      tail[#tail + 1] = string.format("%d", latency:percentile(95 + k / 10))
+   end
+   tail[#tail + 1] = string.format("%d", latency.max) -- percentile(100) gives 0
    local e = summary.errors
    io.write(string.format(
       'BENCH_RESULT {"duration_us":%d,"requests":%d,"written":%d,"ok":%d,"other":%d,'
-         .. '"not_all_accepted":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,'
+         .. '"not_all_accepted":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,"tail_us":[%s],'
          .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
       summary.duration, summary.requests, w, o, x, n,
-      latency:percentile(50), latency:percentile(99), latency.max,
+      latency:percentile(50), latency:percentile(99), latency.max, table.concat(tail, ","),
       e.connect, e.read, e.write, e.status, e.timeout
    ))
 end
