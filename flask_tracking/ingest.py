@@ -102,8 +102,15 @@ class Ingestor:
         remember = functools.lru_cache(maxsize=PAGE_CACHE_SIZE)
         self._course_of_page = remember(self._course_from_page)
 
-    def batch(self, body: dict[str, Any], *, origin: str) -> IngestResult:
-        """Store a batch body ``{"sent_at", "events": [...]}`` (already size-checked)."""
+    def batch(
+        self, body: dict[str, Any], *, origin: str, body_bytes: int | None = None
+    ) -> IngestResult:
+        """Store a batch body ``{"sent_at", "events": [...]}`` (already size-checked).
+
+        ``body_bytes`` (the request's size) spares the per-event size check when the
+        whole body is within the per-event limit.
+        """
+        check_size = body_bytes is None or body_bytes > self.max_event_bytes
         received_at = datetime.now(UTC)
         received_ms = (received_at - _EPOCH) / _ONE_MS
         sent_at = body.get("sent_at")
@@ -112,7 +119,7 @@ class Ingestor:
         failures: list[dict[str, Any]] = []
         for index, item in enumerate(body["events"]):
             try:
-                ready.append(self._batch_event(item, received_at, received_ms, sent_at))
+                ready.append(self._batch_event(item, received_at, received_ms, sent_at, check_size))
             except EventRejected as exc:
                 event_id = item.get("id") if isinstance(item, dict) else None
                 shown_id = event_id if isinstance(event_id, str) else None
@@ -176,11 +183,17 @@ class Ingestor:
             )
 
     def _batch_event(
-        self, item: Any, received_at: datetime, received_ms: float, sent_at: Any
+        self,
+        item: Any,
+        received_at: datetime,
+        received_ms: float,
+        sent_at: Any,
+        check_size: bool = True,
     ) -> Event:
         if not isinstance(item, dict):
             raise EventRejected({"_schema": ["Each event must be a JSON object."]})
-        self._check_size(item)
+        if check_size:
+            self._check_size(item)
         errors: dict[str, list[str]] = {}
         event_id = item.get("id")
         try:

@@ -88,7 +88,6 @@ class TrackingEvent(Base):
         Index(None, "event_type", "time"),
         Index(None, "course_id", "time"),
         Index(None, "username", "time"),
-        Index(None, "user_id", "time"),
     )
 
     def __repr__(self) -> str:

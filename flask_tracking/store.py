@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Connection,
-    DateTime,
     Engine,
     create_engine,
     event,
@@ -32,7 +33,6 @@ from sqlalchemy.exc import (
     OperationalError,
     StatementError,
 )
-from sqlalchemy.pool import NullPool
 
 from .models import events_table, failed_table, metadata
 
@@ -44,6 +44,8 @@ InsertHook = Callable[[Connection, list[str]], None]
 CommitHook = Callable[[list[str]], None]
 
 _EVENT_COLUMNS = [c.name for c in events_table.columns if c.name != "id"]
+#: Rows per SQLite INSERT statement (SQLite allows 32,766 parameters per statement).
+SQLITE_ROWS_PER_STATEMENT = 500
 
 
 @dataclass(slots=True)
@@ -66,24 +68,19 @@ def is_unavailable(exc: StatementError) -> bool:
 def make_engine(url: str, *, timeout: float = 1.0, echo: bool = False) -> Engine:
     """An engine tuned for event ingest: WAL on SQLite, short connect timeouts."""
     if url.startswith("sqlite"):
+        # The default pool keeps connections open: no reconnect, PRAGMAs and WAL
+        # checkpoint per request.
         engine = create_engine(
-            url,
-            echo=echo,
-            connect_args={"timeout": 30, "check_same_thread": False},
-            poolclass=NullPool if ":memory:" not in url else None,
+            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql"):
         connect_args["connect_timeout"] = max(1, round(timeout))
-    return create_engine(
-        url,
-        echo=echo,
-        pool_pre_ping=True,
-        pool_timeout=timeout,
-        connect_args=connect_args,
-    )
+    # No pre-ping: a dead pooled connection fails its statement, which is answered
+    # "unavailable" and invalidates the pool; a round trip per request saved.
+    return create_engine(url, echo=echo, pool_timeout=timeout, connect_args=connect_args)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -112,24 +109,81 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-_JSON_COLUMNS = frozenset(c.name for c in events_table.columns if isinstance(c.type, JSON))
-_TIME_COLUMNS = frozenset(c.name for c in events_table.columns if isinstance(c.type, DateTime))
+#: The column order ``_sqlite_values`` writes; checked against the model at import.
+_SQLITE_ORDER = [
+    "event_id",
+    "name",
+    "event_type",
+    "event_source",
+    "time",
+    "username",
+    "session",
+    "ip",
+    "agent",
+    "host",
+    "referer",
+    "accept_language",
+    "page",
+    "course_id",
+    "org_id",
+    "user_id",
+    "event",
+    "event_format",
+    "event_raw",
+    "context",
+    "schema_status",
+    "received_at",
+    "client_time",
+    "clock_skew_ms",
+    "seq",
+    "original",
+]
+if _SQLITE_ORDER != _EVENT_COLUMNS:  # pragma: no cover - a model change must update this
+    raise RuntimeError("store._sqlite_values no longer matches the tracking_events columns.")
 
 
-def _sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Rows as SQLite parameters, encoded as SQLAlchemy's JSON and DateTime types store
-    them (``json.dumps``; ``YYYY-MM-DD HH:MM:SS.ffffff``), without its per-row overhead."""
+def _sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC, microseconds."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _sqlite_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An event as SQLite parameters, encoded as SQLAlchemy's types store them (JSON with
+    ``json.dumps``, NULL for None), without SQLAlchemy's per-row work (the hot path)."""
     dumps = json.dumps
-    converters = [
-        (lambda v: None if v is None else dumps(v))
-        if name in _JSON_COLUMNS
-        else (lambda v: None if v is None else v.isoformat(" ", "microseconds"))
-        if name in _TIME_COLUMNS
-        else None
-        for name in _EVENT_COLUMNS
-    ]
-    pairs = list(zip(_EVENT_COLUMNS, converters, strict=True))
-    return [tuple(conv(row[name]) if conv else row[name] for name, conv in pairs) for row in rows]
+    context = e.get("context")
+    ctx = context or {}
+    payload, original, client_time = e.get("event"), e.get("original"), e.get("client_time")
+    return (
+        e["event_id"],
+        e.get("name"),
+        e["event_type"],
+        e["event_source"],
+        _sqlite_time(e["time"]),
+        e.get("username"),
+        e.get("session"),
+        e.get("ip"),
+        e.get("agent"),
+        e.get("host"),
+        e.get("referer"),
+        e.get("accept_language"),
+        e.get("page"),
+        _text(ctx.get("course_id")),
+        _text(ctx.get("org_id")),
+        _text(ctx.get("user_id")),
+        None if payload is None else dumps(payload),
+        e["event_format"],
+        e.get("event_raw"),
+        None if context is None else dumps(context),
+        e["schema_status"],
+        _sqlite_time(e["received_at"]),
+        None if client_time is None else _sqlite_time(client_time),
+        e.get("clock_skew_ms"),
+        e.get("seq"),
+        None if original is None else dumps(original),
+    )
 
 
 def _storable(value: str | None) -> str | None:
@@ -158,7 +212,11 @@ class SqlStore:
         #: Whether a plain executemany reports the inserted count: sqlite3 sums it;
         #: on PostgreSQL SQLAlchemy batches rows into one statement, so use RETURNING.
         self._multi_rowcount = engine.dialect.name == "sqlite"
-        #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_tuples``).
+        #: SQLite has one writer at a time: threads of this process take turns here
+        #: instead of sleeping in SQLite's busy handler (which makes p99 latency soar).
+        self._write_lock = threading.Lock() if self._multi_rowcount else None
+        self._sqlite_returning_sql: dict[int, str] = {}
+        #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_values``).
         self._sqlite_bulk_sql = (
             f"INSERT INTO tracking_events ({', '.join(_EVENT_COLUMNS)})"
             f" VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
@@ -171,9 +229,15 @@ class SqlStore:
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         """Store a batch in one transaction; ids already stored are duplicates."""
-        return self._send_rows([event_row(e) for e in events])
+        return self._send_rows(self._records(events))
 
-    def _send_rows(self, rows: list[dict[str, Any]]) -> StoreResult:
+    def _records(self, events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """What the insert takes: the events themselves on SQLite, column dicts elsewhere."""
+        if self._write_lock is not None:
+            return list(events)
+        return [event_row(e) for e in events]
+
+    def _send_rows(self, rows: list[Mapping[str, Any]]) -> StoreResult:
         if not rows:
             return StoreResult()
         try:
@@ -197,14 +261,24 @@ class SqlStore:
         self._after_commit(result.stored)
         return result
 
-    def _transaction(self, rows: list[dict[str, Any]]) -> list[str]:
-        with self.engine.begin() as conn:
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (taking this process's turn first on SQLite)."""
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def _transaction(self, rows: list[Mapping[str, Any]]) -> list[str]:
+        with self._writing() as conn:
             stored = self._insert(conn, rows)
             for hook in self.insert_hooks:
                 hook(conn, stored)
         return stored
 
-    def _send_one_by_one(self, rows: list[dict[str, Any]]) -> StoreResult:
+    def _send_one_by_one(self, rows: list[Mapping[str, Any]]) -> StoreResult:
         """After a batch failed on a bad value: store each row alone, keep the refusals."""
         result = StoreResult()
         for row in rows:
@@ -214,22 +288,43 @@ class SqlStore:
             result.rejected += part.rejected
         return result
 
-    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
-        unique: dict[str, dict[str, Any]] = {}
+    def _insert(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[str]:
+        unique: dict[str, Mapping[str, Any]] = {}
         for row in rows:
             unique.setdefault(row["event_id"], row)
+        if self._write_lock is not None:
+            return self._sqlite_insert(conn, list(unique.values()))
         result = conn.execute(self._insert_returning, list(unique.values()))
         return list(result.scalars())
 
+    def _sqlite_insert(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[str]:
+        """One multi-row ``INSERT ... RETURNING`` per chunk, fed ready-made tuples."""
+        stored: list[str] = []
+        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+            sql = self._sqlite_returning_sql.get(len(chunk))
+            if sql is None:
+                one = f"({', '.join('?' for _ in _EVENT_COLUMNS)})"
+                sql = (
+                    f"INSERT INTO tracking_events ({', '.join(_EVENT_COLUMNS)})"
+                    f" VALUES {', '.join(one for _ in chunk)}"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+                )
+                self._sqlite_returning_sql[len(chunk)] = sql
+            params = tuple(chain.from_iterable(map(_sqlite_values, chunk)))
+            stored.extend(r[0] for r in conn.exec_driver_sql(sql, params))
+        return stored
+
     def insert_many(self, events: Iterable[Mapping[str, Any]]) -> tuple[int, list[tuple[str, str]]]:
         """Bulk path (import): ``(how many were new, refused rows)``; no RETURNING on SQLite."""
-        rows = [event_row(e) for e in events]
+        rows = self._records(events)
         if not rows:
             return 0, []
         if not (self.insert_hooks or self.commit_hooks) and self._multi_rowcount:
             try:
-                with self.engine.begin() as conn:
-                    cursor = conn.exec_driver_sql(self._sqlite_bulk_sql, _sqlite_tuples(rows))
+                with self._writing() as conn:
+                    values = [_sqlite_values(e) for e in rows]
+                    cursor = conn.exec_driver_sql(self._sqlite_bulk_sql, values)
                     return max(cursor.rowcount, 0), []
             except (StatementError, UnicodeError) as exc:
                 if isinstance(exc, StatementError) and is_unavailable(exc):
@@ -265,7 +360,7 @@ class SqlStore:
             }
             for f in failures
         ]
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(insert(failed_table), rows)
 
     def count(self) -> int:

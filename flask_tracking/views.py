@@ -131,7 +131,7 @@ def events() -> Response:
             status, code, message = problem
             _keep(state, body, code, message)
             return error(status, code, message)
-        result = state.ingestor.batch(parsed, origin=request.path)
+        result = state.ingestor.batch(parsed, origin=request.path, body_bytes=len(body))
     except _UNAVAILABLE:
         logger.warning("Event store unavailable during ingest.", exc_info=True)
         return unavailable()
