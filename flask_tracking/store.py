@@ -7,8 +7,10 @@ other parts (forwarding) add rows in the same transaction and act after the comm
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -186,6 +188,38 @@ def _sqlite_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+class _FileLock:
+    """An exclusive ``flock`` on a file, opened once per process (after any fork)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        fd = self._descriptor()
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _descriptor(self) -> int | None:
+        if self.path is None:
+            return None
+        if self._pid != os.getpid():
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:  # e.g. a read-only folder: SQLite's own locking still applies
+                self._fd = None
+            self._pid = os.getpid()
+        return self._fd
+
+
 def _storable(value: str | None) -> str | None:
     """Text any database can hold: lone surrogates and NULs written as escapes."""
     if value is None:
@@ -216,6 +250,12 @@ class SqlStore:
         #: instead of sleeping in SQLite's busy handler (which makes p99 latency soar).
         self._write_lock = threading.Lock() if self._multi_rowcount else None
         self._sqlite_returning_sql: dict[int, str] = {}
+        #: Processes take turns through a lock file beside the database: a writer waits
+        #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
+        database = engine.url.database if self._write_lock is not None else None
+        self._file_lock = _FileLock(
+            f"{database}.write-lock" if database and database != ":memory:" else None
+        )
         #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_values``).
         self._sqlite_bulk_sql = (
             f"INSERT INTO tracking_events ({', '.join(_EVENT_COLUMNS)})"
@@ -268,7 +308,7 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._write_lock, self._file_lock.held(), self.engine.begin() as conn:
             yield conn
 
     def _transaction(self, rows: list[Mapping[str, Any]]) -> list[str]:
