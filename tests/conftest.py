@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, select
 
-from flask_tracking import FailedEvent, Tracking, TrackingEvent
-from flask_tracking.models import metadata
+from flask_tracking import Tracking
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
-IN_CI = os.environ.get("CI") == "true"
-
-
-def corpus_path(name: str) -> Path:
-    """A corpus file; skipped when absent locally, a failure under CI=true."""
-    path = CORPUS / name
-    if not path.exists():
-        if IN_CI:
-            pytest.fail(f"The corpus file {path} is missing (CI needs ../shared/corpus).")
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def service_url(name: str) -> str:
-    """The URL of a real service (PostgreSQL or Redis); skip locally, fail under CI."""
-    import services
-
-    getter = {"postgresql": services.postgres_url, "redis": services.redis_url}[name]
-    try:
-        return getter()
-    except services.ServiceUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"{name} is needed and could not be found or started: {exc}")
-        pytest.skip(f"{name} unavailable: {exc}")
-
-
-def reset_database(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        metadata.drop_all(engine)
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()
+from support import IN_CI, AppFactory, reset_database, service_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -68,21 +31,6 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'tracking.db'}"
     reset_database(url)
     return url
-
-
-AppFactory = Callable[..., Flask]
-
-
-def rows(app: Flask) -> list[Any]:
-    """The stored events of an app, in storing order."""
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(TrackingEvent.__table__).order_by(TrackingEvent.id)).all()
-
-
-def failed(app: Flask) -> list[Any]:
-    """The failed events of an app, in order."""
-    with app.extensions["tracking"].engine.connect() as conn:
-        return conn.execute(select(FailedEvent.__table__).order_by(FailedEvent.id)).all()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from flask import Flask, session
 from flask_tracking import Tracking
 from flask_tracking.payloads import decode_payload, encode_payload
 
-from conftest import AppFactory, corpus_path, failed, rows, service_url
+from support import AppFactory, corpus_path, failed, rows, service_url
 
 PLAY = {"id": "i4x-Org-Num-video-intro", "code": "html5", "currentTime": 12.5, "speed": "1.0"}
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask_tracking import Tracking
 from flask_tracking.requestinfo import keyed_hash
 
-from conftest import AppFactory, failed, rows
+from support import AppFactory, failed, rows
 
 SHOW = {"problem_id": "i4x://MITx/6.00x/problem/L15:L15_Problem_2"}
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from flask_tracking.models import FailedEvent, TrackingEvent
 
-from conftest import corpus_path
+from support import corpus_path
 
 REAL_FILES = (
     "edx-analytics-pipeline.jsonl",

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from demo_app import DEFAULT_PDFJS_DIR  # noqa: E402
+
 from livedemo import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -34,8 +36,6 @@ from livedemo import (  # noqa: E402
     sign_in,
     unavailable,
 )
-
-from demo_app import DEFAULT_PDFJS_DIR  # noqa: E402
 
 
 @pytest.fixture

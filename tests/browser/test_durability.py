@@ -8,9 +8,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from livedemo import DEADLINE, LiveServer, flushed, open_course
 
 from flask_tracking import TrackingEvent
+
+from livedemo import DEADLINE, LiveServer, flushed, open_course
 
 #: JavaScript: how many events the queues in localStorage hold, over all tabs.
 QUEUED_IN_STORAGE = """() => Object.keys(localStorage)

@@ -6,11 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from livedemo import LEARNER, LiveServer, flushed, open_course, sign_in
 
 from demo_app.course import COURSE_ID, ORG_ID, PROBLEM_ID, SEQUENCE_ID, VIDEO_ID
 from demo_app.views.auth import user_id_for
 from flask_tracking import TrackingEvent
+
+from livedemo import LEARNER, LiveServer, flushed, open_course, sign_in
 
 CHAPTER = "/static/media/textbook.pdf"
 WRONG = {"input_checkpoint_2_1": "41", "input_checkpoint_3_1": "choice_0"}
