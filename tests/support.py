@@ -6,6 +6,7 @@ module can be called ``conftest`` when both folders are on ``sys.path``.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -39,11 +40,38 @@ def service_url(name: str) -> str:
 
     getter = {"postgresql": services.postgres_url, "redis": services.redis_url}[name]
     try:
-        return getter()
+        url = getter()
     except services.ServiceUnavailable as exc:
         if IN_CI:
             pytest.fail(f"{name} is needed and could not be found or started: {exc}")
         pytest.skip(f"{name} unavailable: {exc}")
+    return _own_database(url) if name == "postgresql" else url
+
+
+_OWN_DATABASES: dict[str, str] = {}
+
+
+def _own_database(url: str) -> str:
+    """A database of this test process on the server at ``url``, dropped at exit, so two
+    test runs on one machine never drop each other's tables."""
+    if url not in _OWN_DATABASES:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        base = make_url(url)
+        name = f"tracking_test_{os.getpid()}"
+        dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+        def drop() -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        atexit.register(drop)
+        _OWN_DATABASES[url] = base.set(database=name).render_as_string(hide_password=False)
+    return _OWN_DATABASES[url]
 
 
 def reset_database(url: str) -> None:
