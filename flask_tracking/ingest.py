@@ -12,6 +12,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,9 +87,16 @@ def corrected_time(
         return received_at, None, None
     if received_ms is None:
         received_ms = (received_at - _EPOCH) / _ONE_MS
+    return _corrected(received_at, received_ms, sent_at, client_ms)
+
+
+def _corrected(
+    received_at: datetime, received_ms: float, sent_at: float, client_ms: float
+) -> tuple[datetime, datetime, int]:
+    """:func:`corrected_time` of two times that passed :func:`_finite_number`."""
     waited = min(MAX_WAIT, timedelta(milliseconds=max(0.0, float(sent_at) - float(client_ms))))
-    when = received_at - waited
-    return min(when, received_at), _ms_to_datetime(client_ms), round(received_ms - sent_at)
+    # waited is never negative, so the time is never later than received_at
+    return received_at - waited, _ms_to_datetime(client_ms), round(received_ms - sent_at)
 
 
 class Ingestor:
@@ -114,12 +122,20 @@ class Ingestor:
         received_at = datetime.now(UTC)
         received_ms = (received_at - _EPOCH) / _ONE_MS
         sent_at = body.get("sent_at")
+        if not _finite_number(sent_at):
+            sent_at = None  # no correction for any event: checked once here
+        # The same for every event: looked up once, when the first event needs it.
+        request_fields = functools.cache(self.tracker.request_fields)
         result = IngestResult()
         ready: list[Event] = []
         failures: list[dict[str, Any]] = []
         for index, item in enumerate(body["events"]):
             try:
-                ready.append(self._batch_event(item, received_at, received_ms, sent_at, check_size))
+                ready.append(
+                    self._batch_event(
+                        item, received_at, received_ms, sent_at, check_size, request_fields
+                    )
+                )
             except EventRejected as exc:
                 event_id = item.get("id") if isinstance(item, dict) else None
                 shown_id = event_id if isinstance(event_id, str) else None
@@ -187,9 +203,11 @@ class Ingestor:
         item: Any,
         received_at: datetime,
         received_ms: float,
-        sent_at: Any,
+        sent_at: float | None,
         check_size: bool = True,
+        request_fields: Callable[[], tuple[dict[str, Any], dict[str, Any]]] | None = None,
     ) -> Event:
+        """One batch item as an event; ``sent_at`` is ``None`` unless it is a valid time."""
         if not isinstance(item, dict):
             raise EventRejected({"_schema": ["Each event must be a JSON object."]})
         if check_size:
@@ -213,9 +231,10 @@ class Ingestor:
             errors["time"] = ["Not a valid time: give milliseconds since the epoch."]
         if errors:
             raise EventRejected(errors)
-        when, client_time, skew = corrected_time(
-            received_at, sent_at, client_ms, received_ms=received_ms
-        )
+        if sent_at is None or client_ms is None:
+            when, client_time, skew = received_at, None, None
+        else:
+            when, client_time, skew = _corrected(received_at, received_ms, sent_at, client_ms)
         return self._build(
             item.get("event_type"),
             item.get("event"),
@@ -226,6 +245,7 @@ class Ingestor:
             client_time=client_time,
             clock_skew_ms=skew,
             seq=seq,
+            request_fields=request_fields,
         )
 
     def _single_event(self, fields: dict[str, Any], received_at: datetime) -> Event:

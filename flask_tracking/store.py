@@ -8,6 +8,7 @@ other parts (forwarding) add rows in the same transaction and act after the comm
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -146,9 +147,18 @@ if _SQLITE_ORDER != _EVENT_COLUMNS:  # pragma: no cover - a model change must up
 
 def _sqlite_time(value: datetime) -> str:
     """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC, microseconds."""
+    if value.tzinfo is UTC and type(value) is datetime:  # the usual case
+        return _utc_time_text(value)
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_time_text(value: datetime) -> str:
+    """``_sqlite_time`` of a UTC datetime (the "+00:00" cut off); remembered, as every
+    event of a batch has the same ``received_at``."""
+    return value.isoformat(" ", "microseconds")[:-6]
 
 
 def _sqlite_values(e: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -109,12 +109,21 @@ class Tracker:
 
     def resolve_context(self) -> dict[str, Any]:
         """The merged context: request fields first, then named contexts, inner wins."""
-        merged: dict[str, Any] = {}
-        if self.request_info is not None:
-            merged.update(self.request_info()[1])
+        return self.request_fields()[1]
+
+    def request_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(envelope, context)`` every event built now starts from.
+
+        The envelope is the request's; the context is the request's context fields with
+        the named contexts merged in (inner wins), a new dict.
+        """
+        envelope, request_context = (
+            self.request_info() if self.request_info is not None else ({}, {})
+        )
+        merged = dict(request_context)
         for _name, values in self._contexts.get():
             merged.update(values)
-        return merged
+        return envelope, merged
 
     # -- building -----------------------------------------------------------------------
 
@@ -147,22 +156,21 @@ class Tracker:
         seq: int | None = None,
         context: Mapping[str, Any] | None = None,
         user: Mapping[str, Any] | None = None,
+        request_fields: Callable[[], tuple[Mapping[str, Any], Mapping[str, Any]]] | None = None,
     ) -> Event:
         """Build and validate one event; raise :class:`EventRejected` if it is invalid.
 
         ``user`` (server-side only: never from a payload) overrides the request's
         identity with ``{"user_id", "username"}``; ``context`` adds context fields.
+        ``request_fields`` stands in for :meth:`request_fields` (its answer is not
+        changed): a batch passes one that remembers its first answer.
         """
         if not isinstance(event_type, str) or not event_type.strip():
             raise EventRejected({"event_type": ["Missing data for required field."]})
         payload = decode_payload(data)
         schema_status = self.validate(source, event_type, payload.data)
-        envelope, request_context = (
-            self.request_info() if self.request_info is not None else ({}, {})
-        )
-        merged = dict(request_context)
-        for _name, values in self._contexts.get():
-            merged.update(values)
+        envelope, base_context = (request_fields or self.request_fields)()
+        merged = dict(base_context)
         if context:
             merged.update(context)
         if user is not None:
