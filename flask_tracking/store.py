@@ -38,6 +38,7 @@ from sqlalchemy.exc import (
 )
 
 from .models import events_table, failed_table, metadata
+from .sqlite_wal import Checkpointer
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints run in the store's background thread (sqlite_wal), not in a commit.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -263,9 +266,9 @@ class SqlStore:
         #: Processes take turns through a lock file beside the database: a writer waits
         #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
         database = engine.url.database if self._write_lock is not None else None
-        self._file_lock = _FileLock(
-            f"{database}.write-lock" if database and database != ":memory:" else None
-        )
+        on_disk = bool(database) and database != ":memory:"
+        self._file_lock = _FileLock(f"{database}.write-lock" if on_disk else None)
+        self._checkpointer = Checkpointer(str(database), self) if on_disk else None
         #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_values``).
         self._sqlite_bulk_sql = (
             f"INSERT INTO tracking_events ({', '.join(_EVENT_COLUMNS)})"
@@ -320,6 +323,8 @@ class SqlStore:
             return
         with self._write_lock, self._file_lock.held(), self.engine.begin() as conn:
             yield conn
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     def _transaction(self, rows: list[Mapping[str, Any]]) -> list[str]:
         with self._writing() as conn:
