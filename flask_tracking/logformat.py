@@ -42,6 +42,8 @@ ENVELOPE_KEYS = (
     "event_source",
     "page",
 )
+#: The stored columns ``render_line`` reads.
+LINE_COLUMNS = ("event_id", *ENVELOPE_KEYS, "event_format", "event_raw", "original")
 _STRING_KEYS = (
     "username",
     "session",

@@ -7,8 +7,10 @@ Every error answer is JSON in one shape (``docs/ingest.md``)::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -113,28 +115,41 @@ def _json_body(state: TrackingState, raw: bytes) -> Response | Any:
         return error(400, "invalid_json", message)
 
 
+def ingest_view(
+    handler: Callable[[TrackingState, bytes], Response],
+) -> Callable[[], Response]:
+    """An ingest endpoint: GET refused, the guards, and 503 when the store is down."""
+
+    @functools.wraps(handler)
+    def view() -> Response:
+        if request.method != "POST":
+            return _get_refused()
+        state = get_state()
+        try:
+            body = _guard(state)
+            if isinstance(body, Response):
+                return body
+            return handler(state, body)
+        except _UNAVAILABLE:
+            logger.warning("Event store unavailable during ingest.", exc_info=True)
+            return unavailable()
+
+    return view
+
+
 @blueprint.route("/events", methods=["GET", "POST"])
-def events() -> Response:
+@ingest_view
+def events(state: TrackingState, body: bytes) -> Response:
     """A batch from the Logger: ``{"sent_at", "events": [...]}`` as JSON or text/plain."""
-    if request.method != "POST":
-        return _get_refused()
-    state = get_state()
-    try:
-        body = _guard(state)
-        if isinstance(body, Response):
-            return body
-        parsed = _json_body(state, body)
-        if isinstance(parsed, Response):
-            return parsed
-        problem = _batch_problem(parsed, state.config.max_batch_events)
-        if problem is not None:
-            status, code, message = problem
-            _keep(state, body, code, message)
-            return error(status, code, message)
-        result = state.ingestor.batch(parsed, origin=request.path, body_bytes=len(body))
-    except _UNAVAILABLE:
-        logger.warning("Event store unavailable during ingest.", exc_info=True)
-        return unavailable()
+    parsed = _json_body(state, body)
+    if isinstance(parsed, Response):
+        return parsed
+    problem = _batch_problem(parsed, state.config.max_batch_events)
+    if problem is not None:
+        status, code, message = problem
+        _keep(state, body, code, message)
+        return error(status, code, message)
+    result = state.ingestor.batch(parsed, origin=request.path, body_bytes=len(body))
     return jsonify(result.as_json())
 
 
@@ -152,29 +167,20 @@ def _batch_problem(parsed: Any, max_events: int) -> tuple[int, str, str] | None:
 
 
 @blueprint.route("/event", methods=["GET", "POST"])
-def event() -> Response:
+@ingest_view
+def event(state: TrackingState, body: bytes) -> Response:
     """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
-    if request.method != "POST":
-        return _get_refused()
-    state = get_state()
-    try:
-        body = _guard(state)
-        if isinstance(body, Response):
-            return body
-        if request.mimetype in ("application/json", "text/plain"):
-            fields = _json_body(state, body)
-            if isinstance(fields, Response):
-                return fields
-            if not isinstance(fields, dict):
-                message = "The body must be a JSON object with event_type and event."
-                _keep(state, body, "invalid_event", message)
-                return error(400, "invalid_event", message)
-        else:
-            fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-        result = state.ingestor.single(fields, origin=request.path)
-    except _UNAVAILABLE:
-        logger.warning("Event store unavailable during ingest.", exc_info=True)
-        return unavailable()
+    if request.mimetype in ("application/json", "text/plain"):
+        fields = _json_body(state, body)
+        if isinstance(fields, Response):
+            return fields
+        if not isinstance(fields, dict):
+            message = "The body must be a JSON object with event_type and event."
+            _keep(state, body, "invalid_event", message)
+            return error(400, "invalid_event", message)
+    else:
+        fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    result = state.ingestor.single(fields, origin=request.path)
     if result.failed:
         errors = result.failed[0]["errors"]
         return error(400, "invalid_event", "The event was refused; see errors.", errors)

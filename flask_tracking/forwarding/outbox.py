@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
-from ..logformat import render_line
+from ..logformat import LINE_COLUMNS, render_line
 from ..models import events_table
 from .destinations import DeliveryError, OutgoingEvent, PermanentError, RetryableError, Target
 from .models import DELIVERED, FAILED, PENDING, deliveries_table
@@ -63,27 +63,6 @@ D = deliveries_table
 E = events_table
 #: Ids per ``IN (...)`` list.
 CHUNK = 1000
-#: The event columns ``render_line`` reads.
-LINE_COLUMNS = (
-    "event_id",
-    "name",
-    "context",
-    "username",
-    "session",
-    "ip",
-    "agent",
-    "host",
-    "referer",
-    "accept_language",
-    "event",
-    "event_format",
-    "event_raw",
-    "time",
-    "event_type",
-    "event_source",
-    "page",
-    "original",
-)
 
 
 #: ``row._mapping`` (typed loosely: a ``RowMapping`` is what ``render_line`` reads).
