@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TrackingError
-from .routing import Route
+from .routing import Route, refuse_unknown_keys
 
 #: ``User-Agent`` of the HTTP destinations.
 USER_AGENT = "flask-tracking-forwarder/1"
@@ -759,12 +759,12 @@ def load_targets(config: Any, *, job_timeout: float) -> dict[str, Target]:
                 f"{where} must be a dict with 'kind', 'options' and optionally 'route';"
                 f" not {spec!r}."
             )
-        unknown = sorted(set(spec) - set(TARGET_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}:"
-                f" use {', '.join(TARGET_KEYS)} (kind-specific settings go in 'options')."
-            )
+        refuse_unknown_keys(
+            where,
+            spec,
+            TARGET_KEYS,
+            f"use {', '.join(TARGET_KEYS)} (kind-specific settings go in 'options').",
+        )
         if "kind" not in spec:
             raise ConfigError(f"{where}['kind'] is required: one of {', '.join(map(repr, KINDS))}.")
         cls = destination_class(f"{where}['kind']", spec["kind"])

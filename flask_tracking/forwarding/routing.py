@@ -88,17 +88,21 @@ class Route:
                 f"{where} must be a dict with any of {', '.join(ROUTE_KEYS)},"
                 f" for example {{'include': [{{'event_type': 'problem_*'}}]}}; not {value!r}."
             )
-        unknown = sorted(set(value) - set(ROUTE_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}:"
-                f" use {', '.join(ROUTE_KEYS)}."
-            )
+        refuse_unknown_keys(where, value, ROUTE_KEYS, f"use {', '.join(ROUTE_KEYS)}.")
         return cls(
             include=_rules(f"{where}['include']", value.get("include")),
             exclude=_rules(f"{where}['exclude']", value.get("exclude")),
             drop_fields=_paths(f"{where}['drop_fields']", value.get("drop_fields")),
         )
+
+
+def refuse_unknown_keys(
+    where: str, value: Mapping[str, Any], allowed: Sequence[str], hint: str
+) -> None:
+    """Raise ``ConfigError`` naming the keys of ``value`` outside ``allowed``."""
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}: {hint}")
 
 
 def _rules(where: str, value: Any) -> tuple[Rule, ...]:
@@ -116,12 +120,7 @@ def _rules(where: str, value: Any) -> tuple[Rule, ...]:
                 f"{here} must be a dict with one or more of {', '.join(RULE_KEYS)},"
                 f" for example {{'event_type': 'problem_*', 'source': 'server'}}; not {rule!r}."
             )
-        unknown = sorted(set(rule) - set(RULE_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"{here} has unknown key(s) {', '.join(map(repr, unknown))}:"
-                f" a rule selects by {', '.join(RULE_KEYS)}."
-            )
+        refuse_unknown_keys(here, rule, RULE_KEYS, f"a rule selects by {', '.join(RULE_KEYS)}.")
         rules.append(Rule(**{key: _globs(f"{here}['{key}']", rule[key]) for key in rule}))
     return tuple(rules)
 
