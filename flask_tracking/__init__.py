@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .errors import ConfigError, EventRejected, StoreUnavailable, TrackingError
-from .extension import Tracking, TrackingState, get_state
+from .extension import Tracking
 from .models import FailedEvent, TrackingEvent
+from .state import TrackingState, get_state
 from .tracker import Tracker
 
 __all__ = [

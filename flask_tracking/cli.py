@@ -7,11 +7,14 @@ from datetime import datetime
 import click
 from flask.cli import AppGroup
 
-from .extension import get_state
+from .forwarding.cli import forward_command, worker_command
 from .logformat import parse_time
+from .state import get_state
 from .tracking_logs import export_lines, import_lines, read_lines
 
 cli = AppGroup("tracking", help="Event tracking: tables, tracking-log import and export.")
+cli.add_command(worker_command)
+cli.add_command(forward_command)
 
 
 def _when(value: str | None) -> datetime | None:
@@ -68,6 +71,3 @@ def drain_spool_command() -> None:
     tracker = get_state().tracker
     count = tracker.spool.drain(tracker.store.send) if tracker.spool else 0
     click.echo(f"drained={count}")
-
-
-from .forwarding import cli as _forwarding_cli  # noqa: E402, F401  (worker, forward)

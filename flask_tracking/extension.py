@@ -4,45 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Request, current_app
+from flask import Flask, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import Engine, Select
 
 from .backends import JsonLinesBackend
-from .config import TrackingConfig, load_config
-from .guards import RateLimiter, origin_refusal
+from .cli import cli
+from .config import load_config
+from .engine import make_engine
+from .forwarding import setup_forwarding
+from .guards import RateLimiter
 from .ingest import Ingestor
 from .models import TrackingEvent
 from .privacy import Anonymizer
 from .query import events_query
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
-from .store import SqlStore, make_engine
+from .state import EXTENSION_KEY, TrackingState, get_state
+from .store import SqlStore
 from .tracker import Backend, Event, Processor, Tracker
+from .views import make_blueprint
 
 #: Fields of a course content node that ``track()`` copies into the context.
 NODE_FIELDS = ("course_slug", "course_run", "module_id", "section_id", "unit_id", "page_url")
-
-
-@dataclass(slots=True)
-class TrackingState:
-    """What ``init_app`` built for one app, kept in ``app.extensions["tracking"]``."""
-
-    config: TrackingConfig
-    engine: Engine
-    store: SqlStore
-    tracker: Tracker
-    request_info: RequestInfo
-    ingestor: Ingestor
-    limiter: RateLimiter | None
-
-    def origin_refusal(self, req: Request) -> str | None:
-        """Why an ingest request must be refused as cross-origin, or ``None``."""
-        return origin_refusal(req, self.config)
 
 
 class Tracking:
@@ -72,6 +59,11 @@ class Tracking:
 
     def init_app(self, app: Flask) -> None:
         """Read the config, create the engine and tracker, register the blueprint."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "flask-tracking is already initialised on this app: call Tracking(app) or"
+                " tracking.init_app(app) once per app."
+            )
         config = load_config(app)
         engine = make_engine(config.database_url, timeout=config.db_timeout, echo=config.echo_sql)
         store = SqlStore(engine)
@@ -91,17 +83,12 @@ class Tracking:
             spool=Spool(config.spool_file),
         )
         limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
-        app.extensions["tracking"] = TrackingState(
+        app.extensions[EXTENSION_KEY] = TrackingState(
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )
-
-        from .forwarding import setup_forwarding
-
-        setup_forwarding(app, app.extensions["tracking"])
-
-        from .views import blueprint
-
-        app.register_blueprint(blueprint, url_prefix=config.url_prefix)
+        setup_forwarding(app, config, store)
+        app.register_blueprint(make_blueprint(), url_prefix=config.url_prefix)
+        app.cli.add_command(cli)
         app.jinja_env.globals["tracking_script"] = tracking_script
 
     # -- state --------------------------------------------------------------------------
@@ -226,23 +213,8 @@ class Tracking:
         )
 
 
-def get_state(app: Flask | None = None) -> TrackingState:
-    """The tracking state of ``app`` (default: the current app)."""
-    target = app or current_app
-    try:
-        state: TrackingState = target.extensions["tracking"]
-    except KeyError:
-        raise RuntimeError(
-            "flask-tracking is not initialised on this app: call Tracking(app) or"
-            " tracking.init_app(app) first."
-        ) from None
-    return state
-
-
 def tracking_script() -> Markup:
     """The ``<script>`` tag that loads the browser Logger with its endpoint configured."""
-    from flask import url_for
-
     src = url_for("tracking.static", filename="js/logger.js")
     endpoint = url_for("tracking.events")
     return Markup(f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>')

@@ -7,11 +7,9 @@ other parts (forwarding) add rows in the same transaction and act after the comm
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,23 +18,11 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    event,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import (
-    DBAPIError,
-    InterfaceError,
-    InternalError,
-    OperationalError,
-    StatementError,
-)
+from sqlalchemy.exc import StatementError
 
+from .engine import WriteLock, is_unavailable
 from .models import events_table, failed_table, metadata
 from .sqlite_wal import Checkpointer
 
@@ -60,40 +46,6 @@ class StoreResult:
     duplicates: list[str] = field(default_factory=list)
     #: ``(event_id, reason)`` of rows the database refused (a value it cannot hold).
     rejected: list[tuple[str, str]] = field(default_factory=list)
-
-
-def is_unavailable(exc: StatementError) -> bool:
-    """A database that cannot be reached (as opposed to a row it cannot hold)."""
-    return isinstance(exc, OperationalError | InterfaceError | InternalError) or (
-        exc.connection_invalidated if isinstance(exc, DBAPIError) else False
-    )
-
-
-def make_engine(url: str, *, timeout: float = 1.0, echo: bool = False) -> Engine:
-    """An engine tuned for event ingest: WAL on SQLite, short connect timeouts."""
-    if url.startswith("sqlite"):
-        # The default pool keeps connections open: no reconnect, PRAGMAs and WAL
-        # checkpoint per request.
-        engine = create_engine(
-            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        connect_args["connect_timeout"] = max(1, round(timeout))
-    # No pre-ping: a dead pooled connection fails its statement, which is answered
-    # "unavailable" and invalidates the pool; a round trip per request saved.
-    return create_engine(url, echo=echo, pool_timeout=timeout, connect_args=connect_args)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Checkpoints run in the store's background thread (sqlite_wal), not in a commit.
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
 
 
 def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,38 +153,6 @@ def _sqlite_values(e: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-class _FileLock:
-    """An exclusive ``flock`` on a file, opened once per process (after any fork)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._pid = 0
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        fd = self._descriptor()
-        if fd is None:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _descriptor(self) -> int | None:
-        if self.path is None:
-            return None
-        if self._pid != os.getpid():
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError:  # e.g. a read-only folder: SQLite's own locking still applies
-                self._fd = None
-            self._pid = os.getpid()
-        return self._fd
-
-
 def _storable(value: str | None) -> str | None:
     """Text any database can hold: lone surrogates and NULs written as escapes."""
     if value is None:
@@ -267,7 +187,7 @@ class SqlStore:
         #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
         database = engine.url.database if self._write_lock is not None else None
         on_disk = bool(database) and database != ":memory:"
-        self._file_lock = _FileLock(f"{database}.write-lock" if on_disk else None)
+        self._file_lock = WriteLock(f"{database}.write-lock" if on_disk else None)
         self._checkpointer = Checkpointer(str(database), self) if on_disk else None
         #: The bulk insert on SQLite, fed ready-made tuples (see ``_sqlite_values``).
         self._sqlite_bulk_sql = (

@@ -18,15 +18,11 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .cli import cli
 from .errors import StoreUnavailable
-from .extension import TrackingState, get_state
+from .guards import origin_refusal
+from .state import TrackingState, get_state
 
 logger = logging.getLogger(__name__)
-
-blueprint = Blueprint("tracking", __name__, static_folder="static", cli_group="tracking")
-for _command in cli.commands.values():
-    blueprint.cli.add_command(_command)
 
 #: How much of a refused body is kept in the failed-events table.
 KEEP_RAW_BYTES = 64 * 1024
@@ -81,7 +77,7 @@ def _keep(state: TrackingState, raw: bytes, code: str, message: str) -> None:
 def _guard(state: TrackingState) -> Response | bytes:
     """Origin, rate and size checks; the body when they pass, else the error answer."""
     config = state.config
-    refusal = state.origin_refusal(request)
+    refusal = origin_refusal(request, config)
     if refusal:
         return error(403, "cross_origin", refusal)
     if state.limiter is not None:
@@ -137,7 +133,6 @@ def ingest_view(
     return view
 
 
-@blueprint.route("/events", methods=["GET", "POST"])
 @ingest_view
 def events(state: TrackingState, body: bytes) -> Response:
     """A batch from the Logger: ``{"sent_at", "events": [...]}`` as JSON or text/plain."""
@@ -166,7 +161,6 @@ def _batch_problem(parsed: Any, max_events: int) -> tuple[int, str, str] | None:
     return None
 
 
-@blueprint.route("/event", methods=["GET", "POST"])
 @ingest_view
 def event(state: TrackingState, body: bytes) -> Response:
     """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
@@ -197,13 +191,11 @@ def _get_refused() -> Response:
     return response
 
 
-@blueprint.get("/health")
 def health() -> Response:
     """Alive: the process answers."""
     return jsonify(status="ok")
 
 
-@blueprint.get("/ready")
 def ready() -> Response:
     """Ready: the event database answers."""
     try:
@@ -212,3 +204,13 @@ def ready() -> Response:
     except Exception:
         return error(503, "store_unavailable", "The event database cannot be reached.")
     return jsonify(status="ok")
+
+
+def make_blueprint() -> Blueprint:
+    """The ``tracking`` blueprint: the ingest endpoints, health, and the Logger's files."""
+    bp = Blueprint("tracking", __name__, static_folder="static")
+    bp.add_url_rule("/events", view_func=events, methods=["GET", "POST"])
+    bp.add_url_rule("/event", view_func=event, methods=["GET", "POST"])
+    bp.add_url_rule("/health", view_func=health, methods=["GET"])
+    bp.add_url_rule("/ready", view_func=ready, methods=["GET"])
+    return bp

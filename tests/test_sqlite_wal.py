@@ -9,8 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from flask_tracking.engine import make_engine
 from flask_tracking.models import TrackingEvent
-from flask_tracking.store import SqlStore, make_engine
+from flask_tracking.store import SqlStore
 
 
 def event() -> dict[str, object]:

@@ -49,7 +49,8 @@ from .outbox import Batch, Outbox, Outcome, Plan, chunks, utcnow
 from .routing import Route
 
 if TYPE_CHECKING:
-    from ..extension import TrackingState
+    from ..config import TrackingConfig
+    from ..store import SqlStore
 
 __all__ = [
     "DELIVERED",
@@ -505,18 +506,18 @@ def _flush_at_exit(ref: weakref.ref[Forwarder]) -> None:
         logger.exception("Forwarding: could not hand the last batches over at exit.")
 
 
-def setup_forwarding(app: Flask, state: TrackingState) -> Forwarder:
+def setup_forwarding(app: Flask, config: TrackingConfig, store: SqlStore) -> Forwarder:
     """Check the destinations, hook the outbox into the store, keep the forwarder.
 
     Called by ``Tracking.init_app``; raises ``ConfigError`` on a bad setting.
     """
-    settings = load_settings(state.config)
-    targets = load_targets(state.config.destinations, job_timeout=settings.job_timeout)
-    forwarder = Forwarder(app, state.engine, settings, targets)
+    settings = load_settings(config)
+    targets = load_targets(config.destinations, job_timeout=settings.job_timeout)
+    forwarder = Forwarder(app, store.engine, settings, targets)
     app.extensions[EXTENSION_KEY] = forwarder
     if targets:
-        state.store.insert_hooks.append(forwarder.on_insert)
-        state.store.commit_hooks.append(forwarder.on_commit)
+        store.insert_hooks.append(forwarder.on_insert)
+        store.commit_hooks.append(forwarder.on_commit)
         if not settings.redis_url:
             # Without Redis the app's thread also sweeps: start it with the first request.
             app.before_request(forwarder.ensure_started)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
-from ..cli import cli
 from . import get_forwarder
 from .jobs import DispatchUnavailable
 from .models import DELIVERED, FAILED, PENDING
 
 
-@cli.command("worker")
+@click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Sweep once, run the queued jobs, then stop.")
 @click.option("--name", help="Worker name (default: the queue name and a random suffix).")
 @click.option(
@@ -46,7 +47,8 @@ def worker_command(
     )
 
 
-@cli.command("forward")
+@click.command("forward")
+@with_appcontext
 @click.option(
     "--pending",
     is_flag=True,
