@@ -68,6 +68,10 @@ def export_command(
 @cli.command("drain-spool")
 def drain_spool_command() -> None:
     """Store the server events that waited in the spool while the database was down."""
-    tracker = get_state().tracker
-    count = tracker.spool.drain(tracker.store.send) if tracker.spool else 0
+    pipeline = get_state().tracker.pipeline
+    count = (
+        pipeline.spool.drain(pipeline.store_spooled, pipeline.store_failed_rows)
+        if pipeline.spool
+        else 0
+    )
     click.echo(f"drained={count}")

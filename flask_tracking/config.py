@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_FORWARD_LINGER": 0.5,
     "TRACKING_ECHO_SQL": False,
     "TRACKING_SPOOL_FILE": None,
+    "TRACKING_MAX_CLIENT_DELAY": 7 * 86400,
+    "TRACKING_MAX_FAILED_EVENTS": 100_000,
 }
 
 _UNKNOWN_POLICIES = ("accept", "reject")
@@ -73,6 +75,10 @@ class TrackingConfig:
     forward_linger: Any = 0.5
     echo_sql: bool = False
     spool_file: str = ""
+    #: Seconds an event may have waited in a browser's queue and keep its client time.
+    max_client_delay: int = 7 * 86400
+    #: Newest rows the failed-events table keeps (0: all).
+    max_failed_events: int = 100_000
 
 
 def load_config(app: Flask) -> TrackingConfig:
@@ -130,6 +136,8 @@ def load_config(app: Flask) -> TrackingConfig:
         echo_sql=bool(c["TRACKING_ECHO_SQL"]),
         spool_file=c["TRACKING_SPOOL_FILE"]
         or os.path.join(app.instance_path, "tracking-spool.jsonl"),
+        max_client_delay=_non_negative_int(c, "TRACKING_MAX_CLIENT_DELAY"),
+        max_failed_events=_non_negative_int(c, "TRACKING_MAX_FAILED_EVENTS"),
     )
 
 

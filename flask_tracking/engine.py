@@ -88,5 +88,3 @@ class WriteLock:
                 self._fd = None
             self._pid = os.getpid()
         return self._fd
-
-

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from flask import Flask, url_for
 from markupsafe import Markup, escape
@@ -15,17 +15,21 @@ from .backends import JsonLinesBackend
 from .cli import cli
 from .config import load_config
 from .engine import make_engine
+from .event import Event
+from .failures import FailureRecorder
 from .forwarding import setup_forwarding
 from .guards import RateLimiter
 from .ingest import Ingestor
 from .models import TrackingEvent
+from .pipeline import Backend, Pipeline
 from .privacy import Anonymizer
+from .processing import Processor, ProcessorChain
 from .query import events_query
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
 from .state import EXTENSION_KEY, TrackingState, get_state
 from .store import SqlStore
-from .tracker import Backend, Event, Processor, Tracker
+from .tracker import Tracker
 from .views import make_blueprint
 
 #: Fields of a course content node that ``track()`` copies into the context.
@@ -39,8 +43,11 @@ class Tracking:
     read from ``TRACKING_*`` keys (see ``docs/config.md``); usage options are arguments.
 
     :param processors: callables run on every event, in order, before anonymisation;
-        each returns a new event dict or ``None`` to drop it.
+        each returns a new event dict or ``None`` to drop it (see ``processing.py``).
     :param backends: extra backends (objects with ``send(events)``) after the SQL store.
+
+    Processors and backends added later (``tracking.processor``, ``tracking.backends``),
+    even after ``init_app``, take effect for every app of this extension.
     """
 
     def __init__(
@@ -51,6 +58,8 @@ class Tracking:
         backends: Iterable[Backend] = (),
     ) -> None:
         self.processors: list[Processor] = list(processors)
+        #: Processors of ``processors`` that fail closed (see ``processing.py``).
+        self.required_processors: set[Processor] = set()
         self.backends: list[Backend] = list(backends)
         self._identity_loader: IdentityLoader | None = None
         self._session_id_loader: SessionIdLoader | None = None
@@ -70,18 +79,21 @@ class Tracking:
         info = RequestInfo(config)
         info.identity_loader = self._call_identity_loader
         info.session_id_loader = self._call_session_id_loader
-        backends: list[Backend] = list(self.backends)
-        if config.log_file:
-            backends.append(JsonLinesBackend(config.log_file))
-        tracker = Tracker(
+        anonymizer = Anonymizer(config.hash_key) if config.anonymize else None
+        pipeline = Pipeline(
             store,
-            backends=backends,
-            processors=self.processors,
-            final_processors=[Anonymizer(config.hash_key)] if config.anonymize else [],
-            request_info=info,
+            chain=ProcessorChain(
+                self.processors, self.required_processors, [anonymizer] if anonymizer else []
+            ),
+            failures=FailureRecorder(anonymizer),
+            backends=self.backends,
+            log_backends=[JsonLinesBackend(config.log_file)] if config.log_file else [],
             unknown_events=config.unknown_events,
             spool=Spool(config.spool_file),
+            max_event_bytes=config.max_event_bytes,
+            max_failed_rows=config.max_failed_events,
         )
+        tracker = Tracker(pipeline, request_info=info)
         limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
         app.extensions[EXTENSION_KEY] = TrackingState(
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
@@ -122,10 +134,28 @@ class Tracking:
         self._session_id_loader = func
         return func
 
-    def processor(self, func: Processor) -> Processor:
-        """Register a processor (decorator form of the ``processors`` argument)."""
-        self.processors.append(func)
-        return func
+    @overload
+    def processor(self, func: Processor, *, required: bool = False) -> Processor: ...
+
+    @overload
+    def processor(
+        self, func: None = None, *, required: bool = False
+    ) -> Callable[[Processor], Processor]: ...
+
+    def processor(
+        self, func: Processor | None = None, *, required: bool = False
+    ) -> Processor | Callable[[Processor], Processor]:
+        """Register a processor: ``@tracking.processor`` or
+        ``@tracking.processor(required=True)`` (a required one fails closed: when it
+        raises, the event goes to the failed table without its identity)."""
+
+        def register(target: Processor) -> Processor:
+            self.processors.append(target)
+            if required:
+                self.required_processors.add(target)
+            return target
+
+        return register(func) if func is not None else register
 
     def _call_identity_loader(self) -> dict[str, Any] | None:
         return self._identity_loader() if self._identity_loader else None

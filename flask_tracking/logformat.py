@@ -1,13 +1,8 @@
 """edX tracking-log lines in and out.
 
-An *event* inside flask-tracking is a plain dict with these keys (processors return a
-new dict, never change one):
-
-``event_id``, ``name``, ``event_type``, ``event_source``, ``time`` (aware UTC datetime),
-``username``, ``session``, ``ip``, ``agent``, ``host``, ``referer``, ``accept_language``,
-``page``, ``context`` (dict), ``event`` (decoded payload), ``event_format``,
-``event_raw``, ``schema_status``, ``received_at``, ``client_time``, ``clock_skew_ms``,
-``seq``, ``original``.
+An *event* inside flask-tracking is a plain dict with the keys of
+:class:`flask_tracking.event.Event`; the keys of a line and their order come from there
+too (:data:`~flask_tracking.event.LINE_KEYS`).
 
 :func:`parse_line` turns a tracking-log line into such an event, remembering what the
 columns cannot reproduce; :func:`render_line` turns an event or a stored row back into
@@ -23,36 +18,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .event import FIELDS, LINE_KEYS, Event, new_event
 from .payloads import JSON, decode_payload, encode_payload
 
 #: Envelope keys that have a column of their own, in edX's usual order.
-ENVELOPE_KEYS = (
-    "name",
-    "context",
-    "username",
-    "session",
-    "ip",
-    "agent",
-    "host",
-    "referer",
-    "accept_language",
-    "event",
-    "time",
-    "event_type",
-    "event_source",
-    "page",
-)
+ENVELOPE_KEYS = LINE_KEYS
 #: The stored columns ``render_line`` reads.
 LINE_COLUMNS = ("event_id", *ENVELOPE_KEYS, "event_format", "event_raw", "original")
-_STRING_KEYS = (
-    "username",
-    "session",
-    "ip",
-    "agent",
-    "host",
-    "referer",
-    "accept_language",
-    "page",
+#: Line keys copied as they are when they hold a string (``name`` and ``event_source``
+#: have defaults of their own).
+_STRING_KEYS = tuple(
+    f.name
+    for f in FIELDS
+    if f.line is not None
+    and f.kind == "text"
+    and f.name not in ("name", "event_type", "event_source")
 )
 #: Namespace of the event ids derived from the content of imported lines.
 IMPORT_NAMESPACE = uuid.UUID("5b7f3c1e-7a55-4c4e-9d7e-1f3b0c6a8e21")
@@ -103,7 +83,7 @@ def content_event_id(line: Mapping[str, Any]) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def parse_line(line: Mapping[str, Any], *, received_at: datetime) -> dict[str, Any]:
+def parse_line(line: Mapping[str, Any], *, received_at: datetime) -> Event:
     """Turn a parsed tracking-log object into an event; raise :class:`LineError`."""
     event_type = line.get("event_type")
     if not isinstance(event_type, str) or not event_type:
@@ -114,26 +94,21 @@ def parse_line(line: Mapping[str, Any], *, received_at: datetime) -> dict[str, A
     context_dict = _context_dict(context)
     payload = decode_payload(line.get("event"))
     source = line.get("event_source")
-    event: dict[str, Any] = {
-        "event_id": content_event_id(line),
-        "name": line.get("name") if isinstance(line.get("name"), str) else event_type,
-        "event_type": event_type,
-        "event_source": source if isinstance(source, str) else "",
-        "time": when,
-        "context": context_dict,
-        "event": payload.data,
-        "event_format": payload.format,
-        "event_raw": payload.raw,
-        "schema_status": "unvalidated",
-        "received_at": received_at,
-        "client_time": None,
-        "clock_skew_ms": None,
-        "seq": None,
-        "original": None,
-    }
+    event = new_event(
+        event_id=content_event_id(line),
+        name=line.get("name") if isinstance(line.get("name"), str) else event_type,
+        event_type=event_type,
+        event_source=source if isinstance(source, str) else "",
+        time=when,
+        context=context_dict,
+        event=payload.data,
+        event_format=payload.format,
+        event_raw=payload.raw,
+        received_at=received_at,
+    )
     for key in _STRING_KEYS:
         value = line.get(key)
-        event[key] = value if isinstance(value, str) else None
+        event[key] = value if isinstance(value, str) else None  # type: ignore[literal-required]
     if payload.format == JSON and payload.raw is None:
         # decode_payload keeps no raw for a JSON string only when re-encoding gives back
         # that very string: skip the re-encoding (what encode_payload would return).
@@ -178,19 +153,9 @@ def render_line(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def _canonical(event: Mapping[str, Any], payload: Any) -> dict[str, Any]:
     """The line our columns give, in edX's key order, with ``payload`` as ``event``."""
-    return {
-        "name": event["name"],
-        "context": event["context"] if event["context"] is not None else {},
-        "username": event["username"],
-        "session": event["session"],
-        "ip": event["ip"],
-        "agent": event["agent"],
-        "host": event["host"],
-        "referer": event["referer"],
-        "accept_language": event["accept_language"],
-        "event": payload,
-        "time": format_time(event["time"]),
-        "event_type": event["event_type"],
-        "event_source": event["event_source"],
-        "page": event["page"],
-    }
+    line = {key: event[key] for key in ENVELOPE_KEYS}
+    if line["context"] is None:
+        line["context"] = {}
+    line["event"] = payload
+    line["time"] = format_time(event["time"])
+    return line

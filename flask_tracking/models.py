@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     DateTime,
     Index,
     Integer,
@@ -25,6 +26,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .event import CONTEXT_COLUMNS, FIELDS
 
 #: Integer primary keys: BIGINT on PostgreSQL, the rowid alias on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,51 +47,74 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
+#: Column types by the kind of value an event key holds (``event.Stored.kind``).
+_COLUMN_TYPES: dict[str, Any] = {
+    "id": String(36),
+    "text": Text(),
+    "code": String(16),
+    "time": DateTime(),
+    "json": JSON(none_as_null=True),
+    "int": BigInteger(),
+}
+
+
+def _event_columns() -> list[Column[Any]]:
+    columns: list[Column[Any]] = [Column("id", BigId, primary_key=True, autoincrement=True)]
+    for f in FIELDS:
+        columns.append(
+            Column(f.name, _COLUMN_TYPES[f.kind], nullable=f.nullable, unique=f.kind == "id")
+        )
+    columns.extend(Column(name, Text(), nullable=True) for name in CONTEXT_COLUMNS)
+    return columns
+
+
+def _event_indexes() -> list[Index]:
+    indexed = [f.name for f in FIELDS if f.indexed]
+    indexed += [name for name, flag in CONTEXT_COLUMNS.items() if flag]
+    return [Index(None, "time"), *(Index(None, name, "time") for name in indexed)]
+
+
+#: ``tracking_events``: one row per stored event, its columns derived from ``event.Event``.
+events_table = Table("tracking_events", metadata, *_event_columns(), *_event_indexes())
+
+
 class TrackingEvent(Base):
-    """One stored event, with the envelope of an edX tracking-log line."""
+    """One stored event, with the envelope of an edX tracking-log line.
 
-    __tablename__ = "tracking_events"
+    The columns come from :class:`flask_tracking.event.Event` (plus ``id`` and the
+    context columns ``course_id``, ``org_id``, ``user_id``); the annotations below are
+    for type checkers only.
+    """
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    name: Mapped[str | None] = mapped_column(Text)
-    event_type: Mapped[str] = mapped_column(Text)
-    event_source: Mapped[str] = mapped_column(Text)
-    time: Mapped[datetime] = mapped_column(DateTime())
-    username: Mapped[str | None] = mapped_column(Text)
-    session: Mapped[str | None] = mapped_column(Text)
-    ip: Mapped[str | None] = mapped_column(Text)
-    agent: Mapped[str | None] = mapped_column(Text)
-    host: Mapped[str | None] = mapped_column(Text)
-    referer: Mapped[str | None] = mapped_column(Text)
-    accept_language: Mapped[str | None] = mapped_column(Text)
-    page: Mapped[str | None] = mapped_column(Text)
-    course_id: Mapped[str | None] = mapped_column(Text)
-    org_id: Mapped[str | None] = mapped_column(Text)
-    user_id: Mapped[str | None] = mapped_column(Text)
-    #: The decoded payload; ``event_format`` says the form it came in and ``event_raw``
-    #: keeps the original string when re-encoding would not reproduce it.
-    event: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
-    event_format: Mapped[str] = mapped_column(String(8))
-    event_raw: Mapped[str | None] = mapped_column(Text)
-    context: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
-    #: "valid" (checked by a schema) or "unvalidated" (a type we have no schema for).
-    schema_status: Mapped[str] = mapped_column(String(12))
-    received_at: Mapped[datetime] = mapped_column(DateTime())
-    client_time: Mapped[datetime | None] = mapped_column(DateTime())
-    clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger())
-    seq: Mapped[int | None] = mapped_column(BigInteger())
-    #: For imported lines: the original key order and the values our columns cannot
-    #: reproduce exactly (extra keys, a time without timezone, ...), so export gives
-    #: back the line as it came.
-    original: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    __table__ = events_table
 
-    __table_args__ = (
-        Index(None, "time"),
-        Index(None, "event_type", "time"),
-        Index(None, "course_id", "time"),
-        Index(None, "username", "time"),
-    )
+    id: Mapped[int]
+    event_id: Mapped[str]
+    name: Mapped[str | None]
+    event_type: Mapped[str]
+    event_source: Mapped[str]
+    time: Mapped[datetime]
+    username: Mapped[str | None]
+    session: Mapped[str | None]
+    ip: Mapped[str | None]
+    agent: Mapped[str | None]
+    host: Mapped[str | None]
+    referer: Mapped[str | None]
+    accept_language: Mapped[str | None]
+    page: Mapped[str | None]
+    event: Mapped[Any]
+    event_format: Mapped[str]
+    event_raw: Mapped[str | None]
+    context: Mapped[Any]
+    schema_status: Mapped[str]
+    received_at: Mapped[datetime]
+    client_time: Mapped[datetime | None]
+    clock_skew_ms: Mapped[int | None]
+    seq: Mapped[int | None]
+    original: Mapped[Any]
+    course_id: Mapped[str | None]
+    org_id: Mapped[str | None]
+    user_id: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TrackingEvent {self.event_type!r} {self.event_source} {self.time}>"
@@ -118,5 +144,4 @@ class FailedEvent(Base):
         return f"<FailedEvent {self.origin} {self.event_type!r} {self.failed_at}>"
 
 
-events_table: Table = TrackingEvent.__table__  # type: ignore[assignment]
 failed_table: Table = FailedEvent.__table__  # type: ignore[assignment]

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from .event import TIME_KEYS
+
 logger = logging.getLogger(__name__)
 
-_TIME_KEYS = ("time", "received_at", "client_time")
+_TIME_KEYS = (*TIME_KEYS, "failed_at")
 
 
 def _encode(event: dict[str, Any]) -> str:
@@ -56,7 +58,17 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def drain(self, store: Callable[[list[dict[str, Any]]], Any], chunk: int = 500) -> int:
+    def append_failed(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep failed rows for later (interim: the faults branch replaces this module)."""
+        if rows:
+            self.append([{"_failed_row": True, **row} for row in rows])
+
+    def drain(
+        self,
+        store: Callable[[list[dict[str, Any]]], Any],
+        store_failed: Callable[[list[dict[str, Any]]], Any] | None = None,
+        chunk: int = 500,
+    ) -> int:
         """Hand spooled events to ``store`` in chunks; remove the file when all are in."""
         with self._lock:
             draining = self.path + ".draining"
@@ -69,7 +81,12 @@ class Spool:
             with open(draining, encoding="utf-8") as handle:
                 for line in handle:
                     if line.strip():
-                        batch.append(_decode(line))
+                        record = _decode(line)
+                        if record.pop("_failed_row", False):
+                            if store_failed is not None:
+                                store_failed([record])
+                            continue
+                        batch.append(record)
                     if len(batch) >= chunk:
                         store(batch)
                         count += len(batch)

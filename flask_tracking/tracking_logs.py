@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -12,6 +12,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, select
 
 from .errors import EventRejected
+from .event import Event
 from .logformat import LineError, parse_line, render_line
 from .models import events_table
 from .tracker import Tracker
@@ -72,70 +73,48 @@ def _decode(line: str) -> dict[str, Any]:
 
 
 def import_lines(tracker: Tracker, lines: Iterable[tuple[str, int, str]]) -> ImportSummary:
-    """Validate and store tracking-log lines; broken ones go to the failed table."""
+    """Validate and store tracking-log lines; broken ones go to the failed table.
+
+    Lines take the one path (``pipeline.py``) in chunks of :data:`CHUNK`, one transaction
+    each, with the bulk insert.
+    """
     summary = ImportSummary()
     received_at = datetime.now(UTC)
-    batch: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    for path, number, line in lines:
-        summary.read += 1
+
+    def build(item: tuple[str, int, str]) -> Event:
         try:
-            event = parse_line(_decode(line), received_at=received_at)
-            event["schema_status"] = tracker.validate(
-                event["event_source"], event["event_type"], event["event"]
-            )
-        except (LineError, EventRejected) as exc:
-            reasons = exc.errors if isinstance(exc, EventRejected) else {"_line": [str(exc)]}
-            failures.append(
-                {
-                    "origin": "import",
-                    "event_type": None,
-                    "raw": line.rstrip("\n"),
-                    "reasons": reasons,
-                    "detail": f"{path}:{number}",
-                }
-            )
-            continue
-        processed = tracker.process(event)
-        if processed is None:
-            summary.dropped += 1
-            continue
-        batch.append(processed)
-        if len(batch) >= CHUNK:
-            _flush(tracker, batch, failures, summary)
-    _flush(tracker, batch, failures, summary)
+            return parse_line(_decode(item[2]), received_at=received_at)
+        except LineError as exc:
+            raise EventRejected({"_line": [str(exc)]}) from None
+
+    chunk: list[tuple[str, int, str]] = []
+    for item in lines:
+        summary.read += 1
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            _import_chunk(tracker, chunk, build, summary)
+            chunk = []
+    if chunk:
+        _import_chunk(tracker, chunk, build, summary)
     return summary
 
 
-def _flush(
+def _describe_line(item: tuple[str, int, str]) -> tuple[Any, Any, Any, str | None]:
+    path, number, line = item
+    return line.rstrip("\n"), None, None, f"{path}:{number}"
+
+
+def _import_chunk(
     tracker: Tracker,
-    batch: list[dict[str, Any]],
-    failures: list[dict[str, Any]],
+    chunk: list[tuple[str, int, str]],
+    build: Callable[[tuple[str, int, str]], Event],
     summary: ImportSummary,
 ) -> None:
-    if batch:
-        stored, rejected = tracker.store.insert_many(batch)
-        if rejected:
-            by_id = {e["event_id"]: e for e in batch}
-            failures.extend(_refused(by_id[event_id], reason) for event_id, reason in rejected)
-        summary.stored += stored
-        summary.duplicates += len(batch) - stored - len(rejected)
-        batch.clear()
-    if failures:
-        tracker.store.save_failed(failures)
-        summary.failed += len(failures)
-        failures.clear()
-
-
-def _refused(event: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {
-        "origin": "import",
-        "event_id": event["event_id"],
-        "event_type": event["event_type"],
-        "raw": json.dumps(render_line(event), default=str),
-        "reasons": {"_store": [reason]},
-        "detail": None,
-    }
+    done = tracker.submit("import", chunk, build, _describe_line, bulk=True)
+    summary.stored += done.stored_count
+    summary.failed += len(done.failed)
+    summary.dropped += len(done.dropped)
+    summary.duplicates += len(done.ready) - done.stored_count
 
 
 def export_lines(

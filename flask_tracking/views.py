@@ -16,17 +16,16 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import StatementError
 
+from .engine import is_unavailable
 from .errors import StoreUnavailable
+from .failures import SAMPLE_BYTES
 from .guards import origin_refusal
+from .ingest import BodyRefused
 from .state import TrackingState, get_state
 
 logger = logging.getLogger(__name__)
-
-#: How much of a refused body is kept in the failed-events table.
-KEEP_RAW_BYTES = 64 * 1024
-_UNAVAILABLE = (StoreUnavailable, OperationalError, DBAPIError)
 
 
 def error(
@@ -56,21 +55,29 @@ def unavailable() -> Response:
     )
 
 
-def _keep(state: TrackingState, raw: bytes, code: str, message: str) -> None:
-    """Keep a refused request body in the failed-events table."""
-    text_body = raw[:KEEP_RAW_BYTES].decode("utf-8", errors="replace")
-    reasons: dict[str, Any] = {"_request": [message]}
-    if len(raw) > KEEP_RAW_BYTES:
-        reasons["_truncated"] = [f"Only the first {KEEP_RAW_BYTES} bytes were kept."]
-    state.store.save_failed(
-        [
-            {
-                "origin": "browser",
-                "raw": text_body,
-                "reasons": reasons,
-                "detail": f"{request.path} {code}",
-            }
-        ]
+def _keep(
+    state: TrackingState,
+    raw: bytes,
+    code: str,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    *,
+    sample: bool = False,
+) -> None:
+    """Keep a refused request body in the failed-events table (a sample if ``sample``)."""
+    reasons: dict[str, Any] = {"_request": [message], **(errors or {})}
+    state.tracker.pipeline.keep(
+        "browser",
+        raw,
+        reasons,
+        detail=f"{request.path} {code}",
+        keep_bytes=SAMPLE_BYTES if sample else None,
+    )
+
+
+def _is_unavailable(exc: Exception) -> bool:
+    return isinstance(exc, StoreUnavailable) or (
+        isinstance(exc, StatementError) and is_unavailable(exc)
     )
 
 
@@ -97,7 +104,7 @@ def _guard(state: TrackingState) -> Response | bytes:
             f"The request body is over {limit} bytes (TRACKING_MAX_REQUEST_BYTES);"
             " send fewer events per request."
         )
-        _keep(state, raw, "request_too_large", message)
+        _keep(state, raw, "request_too_large", message, sample=True)
         return error(413, "request_too_large", message)
     return raw
 
@@ -107,8 +114,10 @@ def _json_body(state: TrackingState, raw: bytes) -> Response | Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         message = f"The body is not valid UTF-8 JSON: {exc}."
-        _keep(state, raw, "invalid_json", message)
-        return error(400, "invalid_json", message)
+    except RecursionError:
+        message = "The body is not valid JSON: it is nested too deeply."
+    _keep(state, raw, "invalid_json", message)
+    return error(400, "invalid_json", message)
 
 
 def ingest_view(
@@ -126,8 +135,10 @@ def ingest_view(
             if isinstance(body, Response):
                 return body
             return handler(state, body)
-        except _UNAVAILABLE:
-            logger.warning("Event store unavailable during ingest.", exc_info=True)
+        except Exception as exc:
+            if not _is_unavailable(exc):
+                raise
+            logger.warning("Event store unavailable during ingest: %s", type(exc).__name__)
             return unavailable()
 
     return view
@@ -139,39 +150,22 @@ def events(state: TrackingState, body: bytes) -> Response:
     parsed = _json_body(state, body)
     if isinstance(parsed, Response):
         return parsed
-    problem = _batch_problem(parsed, state.config.max_batch_events)
-    if problem is not None:
-        status, code, message = problem
-        _keep(state, body, code, message)
-        return error(status, code, message)
-    result = state.ingestor.batch(parsed, origin=request.path, body_bytes=len(body))
+    try:
+        result = state.ingestor.batch(parsed, origin=request.path)
+    except BodyRefused as refused:
+        _keep(state, body, refused.code, str(refused), refused.errors)
+        return error(refused.status, refused.code, str(refused), refused.errors)
     return jsonify(result.as_json())
-
-
-def _batch_problem(parsed: Any, max_events: int) -> tuple[int, str, str] | None:
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("events"), list):
-        return 400, "invalid_batch", 'The body must be {"sent_at": <ms>, "events": [...]}.'
-    if len(parsed["events"]) > max_events:
-        return (
-            413,
-            "too_many_events",
-            f"A batch holds at most {max_events} events (TRACKING_MAX_BATCH_EVENTS);"
-            f" this one has {len(parsed['events'])}.",
-        )
-    return None
 
 
 @ingest_view
 def event(state: TrackingState, body: bytes) -> Response:
     """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
+    fields: Any
     if request.mimetype in ("application/json", "text/plain"):
         fields = _json_body(state, body)
         if isinstance(fields, Response):
             return fields
-        if not isinstance(fields, dict):
-            message = "The body must be a JSON object with event_type and event."
-            _keep(state, body, "invalid_event", message)
-            return error(400, "invalid_event", message)
     else:
         fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     result = state.ingestor.single(fields, origin=request.path)

@@ -171,7 +171,7 @@ def test_one_bad_event_never_sinks_the_batch(learner: tuple[Flask, Any]) -> None
     assert answer.status_code == 200
     assert answer.json["accepted"] == 1
     reasons = {f["index"]: f for f in answer.json["failed"]}
-    assert reasons[1]["id"] == bad["id"] and "currentTime" in reasons[1]["errors"]
+    assert reasons[1]["id"] == bad["id"] and "currentTime" in reasons[1]["errors"]["event"]
     assert reasons[2]["errors"] == {"id": ["Not a valid UUID."]}
     assert "_schema" in reasons[3]["errors"]
     assert len(failed(app)) == 3

@@ -10,24 +10,24 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from flask_tracking.engine import make_engine
+from flask_tracking.event import Event, new_event
 from flask_tracking.models import TrackingEvent
 from flask_tracking.store import SqlStore
 
 
-def event() -> dict[str, object]:
+def event() -> Event:
     now = datetime.now(UTC)
-    return {
-        "event_id": str(uuid.uuid4()),
-        "name": "x",
-        "event_type": "x",
-        "event_source": "server",
-        "time": now,
-        "received_at": now,
-        "event": {"n": 1},
-        "event_format": "object",
-        "schema_status": "unvalidated",
-        "context": {},
-    }
+    return new_event(
+        event_id=str(uuid.uuid4()),
+        name="x",
+        event_type="x",
+        event_source="server",
+        time=now,
+        received_at=now,
+        event={"n": 1},
+        event_format="object",
+        schema_status="unvalidated",
+    )
 
 
 def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path) -> None:

@@ -200,7 +200,7 @@ def test_an_invalid_server_event_is_kept_with_field_named_errors(plain_app: Flas
     assert rows(plain_app) == []
     (row,) = failed(plain_app)
     assert row.origin == "server" and row.event_type == "showanswer"
-    assert list(row.reasons) == ["problem_id"]
+    assert list(row.reasons) == ["event"] and list(row.reasons["event"]) == ["problem_id"]
     assert json.loads(row.raw)["event"] == {"problem_id": {"not": "a string"}}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +59,42 @@ class String(fields.String):
 
     def accepts(self, value: Any) -> bool:
         return type(value) is str
+
+
+#: A UUID as ``str(uuid.UUID(...))`` writes it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Client times are epoch milliseconds between 1970 and the year 9000.
+MAX_CLIENT_MS = 220_000_000_000_000
+
+
+class Uuid(Checked):
+    """A UUID string (any form ``uuid.UUID`` reads; the canonical one is the fast path)."""
+
+    default_error_messages = {"invalid": "Not a valid UUID."}
+
+    def accepts(self, value: Any) -> bool:
+        return type(value) is str and _CANONICAL_UUID.fullmatch(value) is not None
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        if type(value) is str and len(value) <= 64:
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                pass
+            else:
+                return value
+        raise self.make_error("invalid")
+
+
+class ClientTime(Checked):
+    """A browser clock reading: milliseconds since the epoch, finite, not negative."""
+
+    default_error_messages = {"invalid": "Not a valid time: give milliseconds since the epoch."}
+
+    def accepts(self, value: Any) -> bool:
+        return is_number(value) and 0 <= value < MAX_CLIENT_MS
 
 
 class Raw(fields.Raw):
@@ -122,6 +159,15 @@ class ObjectOrString(Checked):
 
     def accepts(self, value: Any) -> bool:
         return type(value) is str or isinstance(value, dict)
+
+
+class List(Checked):
+    """A JSON array, contents unchecked."""
+
+    default_error_messages = {"invalid": "Not a valid list."}
+
+    def accepts(self, value: Any) -> bool:
+        return type(value) is list
 
 
 class Boolean(Checked):
@@ -199,7 +245,7 @@ class ObjectMap(fields.Field[Any]):
         if self._allow_json_string and type(value) is str:
             try:
                 mapping = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise self.make_error("invalid") from None
         if not isinstance(mapping, dict):
             raise self.make_error("invalid")

@@ -1,0 +1,187 @@
+"""What the databases can hold: the documented limits every event is checked against.
+
+The check runs on every path (browser, server, import, spool) after the processors and
+before the insert, so a value that SQLite or PostgreSQL would refuse is answered as that
+event's 4xx reason (and the event kept in the failed table) instead of failing the
+insert of its whole batch or being mistaken for "the database is unavailable". The two
+databases then also agree: what one stores, the other stores the same.
+
+The limits (``docs/ingest.md``):
+
+- text: no NUL character, no lone surrogate (text is UTF-8 in both databases);
+- indexed text (``event_type``, ``username``, ``context.course_id``): at most
+  :data:`INDEXED_TEXT_BYTES` bytes of UTF-8 and no control characters (PostgreSQL's
+  btree entries hold at most 2,704 bytes);
+- integers (columns and anywhere in a payload or context): within signed 64 bits;
+- numbers: finite (no NaN or Infinity: they are not JSON, and SQLite's ``json_extract``
+  fails on the whole table when one is stored);
+- JSON values nested at most :data:`MAX_DEPTH` levels, of JSON types only;
+- the stored size of an event (payload, context and text fields as UTF-8) at most
+  ``TRACKING_MAX_EVENT_BYTES``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from .event import CONTEXT_COLUMNS, FIELDS
+from .rows import text_value
+
+#: Bytes an indexed text value may have (well under PostgreSQL's 2,704-byte btree entry).
+INDEXED_TEXT_BYTES: Final = 1024
+#: Levels a JSON value (payload, context) may nest.
+MAX_DEPTH: Final = 32
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+#: Problems named per event at most (the rest are summed up).
+MAX_PROBLEMS: Final = 5
+
+_TEXT_KEYS: Final = tuple(f.name for f in FIELDS if f.kind in ("id", "text", "code"))
+_INDEXED: Final = frozenset(
+    [f.name for f in FIELDS if f.indexed] + [k for k, flag in CONTEXT_COLUMNS.items() if flag]
+)
+_INT_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "int")
+_TIME_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "time")
+_JSON_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "json")
+_NULLABLE: Final = frozenset(f.name for f in FIELDS if f.nullable)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Runs of digits long enough to be an integer outside 64 bits.
+_LONG_DIGITS = re.compile(r"\d{19,}")
+_strict_dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, check_circular=False).encode
+
+
+def text_problem(value: str, *, indexed: bool = False) -> str | None:
+    """Why a text column cannot hold ``value``, or ``None``."""
+    if "\x00" in value:
+        return "Must not contain a NUL character."
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            return "Must not contain a lone surrogate (not valid Unicode)."
+    if indexed:
+        if size > INDEXED_TEXT_BYTES:
+            return f"Longer than {INDEXED_TEXT_BYTES} bytes ({size})."
+        if _CONTROL.search(value):
+            return "Must not contain control characters."
+    return None
+
+
+def problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:
+    """Why the databases cannot hold ``event``, keyed by field (``{}``: they can)."""
+    found: dict[str, list[str]] = {}
+    size = 0
+    for key in _TEXT_KEYS:
+        value = event.get(key)
+        if value is None:
+            if key not in _NULLABLE:
+                found[key] = ["Missing data for required field."]
+            continue
+        if not isinstance(value, str):
+            found[key] = ["Not a valid string."]
+            continue
+        size += len(value)
+        why = text_problem(value, indexed=key in _INDEXED)
+        if why:
+            found[key] = [why]
+    for key in _INT_KEYS:
+        value = event.get(key)
+        if value is not None and not _int64(value):
+            found[key] = ["Not an integer within 64 bits."]
+    for key in _TIME_KEYS:
+        value = event.get(key)
+        if value is None and key in _NULLABLE:
+            continue
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            found[key] = ["Not an aware datetime."]
+    for key in _JSON_KEYS:
+        value = event.get(key)
+        if value is None:
+            continue
+        encoded, json_why = _json_size(value)
+        if json_why:
+            found[key] = json_why
+        size += encoded
+    context = event.get("context")
+    if isinstance(context, Mapping):
+        for name, indexed in CONTEXT_COLUMNS.items():
+            column = text_value(context.get(name))
+            column_why = text_problem(column, indexed=indexed) if column is not None else None
+            if column_why:
+                found[f"context.{name}"] = [column_why]
+    elif context is not None:
+        found["context"] = ["Not an object."]
+    if size > max_bytes and not found:
+        found["_schema"] = [
+            f"The event is {size} bytes stored; the limit is {max_bytes}"
+            " (TRACKING_MAX_EVENT_BYTES)."
+        ]
+    return found
+
+
+def _int64(value: Any) -> bool:
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def _json_size(value: Any) -> tuple[int, list[str]]:
+    """The encoded size of a JSON value and its problems (C-speed when there are none)."""
+    try:
+        text = _strict_dumps(value)
+        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+        return 0, json_problems(value) or ["Not storable as JSON."]
+    suspicious = (
+        "\\u0000" in text
+        or (text.count("[") + text.count("{")) > MAX_DEPTH
+        or _LONG_DIGITS.search(text) is not None
+    )
+    if suspicious:
+        return size, json_problems(value)
+    return size, []
+
+
+def json_problems(value: Any) -> list[str]:
+    """Every reason (at most :data:`MAX_PROBLEMS`) why ``value`` is not storable JSON,
+    each naming the path of the value (``answers.q1: ...``)."""
+    out: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack and len(out) < MAX_PROBLEMS:
+        item, path, depth = stack.pop()
+        where = f"{path}: " if path else ""
+        if depth > MAX_DEPTH:
+            out.append(f"{where}Nested more than {MAX_DEPTH} levels deep.")
+            continue
+        if isinstance(item, str):
+            why = text_problem(item)
+            if why:
+                out.append(where + why)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not _int64(item):
+                out.append(f"{where}An integer outside 64 bits.")
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                out.append(f"{where}{item!r} is not a JSON number.")
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    out.append(f"{where}A key that is not a string ({type(key).__name__}).")
+                    continue
+                why = text_problem(key)
+                if why:
+                    out.append(f"{where}A key: {why}")
+                    continue
+                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(item, list | tuple):
+            for index, child in enumerate(item):
+                stack.append((child, f"{path}[{index}]", depth + 1))
+        else:
+            out.append(f"{where}Not a JSON value ({type(item).__name__}).")
+    return out

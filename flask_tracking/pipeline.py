@@ -1,0 +1,406 @@
+"""The one path every event takes, whatever its origin, and the one failure model.
+
+::
+
+    inputs ─ build ─ validate ─ process ─ limits ─ store ─ other backends
+               │         │          │         │       │
+               └─────────┴──────────┴─────────┴───────┴──► failed rows (failures.py)
+
+Browser events (``ingest.py``), server events (``Tracker.emit``), imported tracking-log
+lines (``tracking_logs.py``) and spooled events all go through :meth:`Pipeline.submit`
+(or :meth:`Pipeline.record` for events already built). Each input ends in exactly one
+of: stored, duplicate (its id was stored before), dropped (by a processor, on purpose),
+or failed: refused with reasons keyed by field and kept in the failed-events table in
+the same transaction as the stored events. Only "the database is unavailable" is raised
+(:class:`~flask_tracking.errors.StoreUnavailable`), or, when ``spool=True``, answered by
+keeping the events and failed rows in the spool. See ``docs/ingest.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+from sqlalchemy.exc import StatementError
+
+from .engine import is_unavailable
+from .errors import EventRejected, StoreUnavailable
+from .event import KEYS, Event
+from .failures import FailureRecorder
+from .limits import problems
+from .privacy import without_identity
+from .processing import ProcessingFailed, ProcessorChain
+from .schemas import check_payload, server_only_reason
+from .spool import Spool
+from .store import SqlStore, StoreResult
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_KEYSET = frozenset(KEYS)
+#: Failed rows written by one process between two prunes of the failed table.
+PRUNE_EVERY = 1000
+
+
+class Backend(Protocol):
+    """Anything with ``send(events)``; it receives the events that were newly stored."""
+
+    def send(self, events: Sequence[Event]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One input that failed: its position, its id if it had one, and why."""
+
+    index: int
+    event_id: str | None
+    errors: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Submission:
+    """What became of the inputs of one :meth:`Pipeline.submit`."""
+
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    failed: list[Refusal] = field(default_factory=list)
+    #: The events that reached the store (stored, duplicates, or spooled), processed.
+    ready: list[Event] = field(default_factory=list)
+    #: New events stored by a bulk submit (whose ids are not listed).
+    stored_count: int = 0
+    #: True when the database was unavailable and everything went to the spool.
+    spooled: bool = False
+
+
+#: ``describe(input) -> (raw, event_id, event_type, detail)`` for the failed row.
+Describe = Callable[[Any], tuple[Any, Any, Any, str | None]]
+
+
+class Pipeline:
+    """Validate, process, check, store and fan out events; keep what fails.
+
+    :param unknown_events: ``"accept"`` (store types without a schema as unvalidated) or
+        ``"reject"``.
+    :param max_event_bytes: ``TRACKING_MAX_EVENT_BYTES``.
+    :param max_failed_rows: the failed table keeps this many newest rows (0: all).
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        chain: ProcessorChain,
+        failures: FailureRecorder,
+        backends: Sequence[Backend] = (),
+        log_backends: Sequence[Backend] = (),
+        unknown_events: str = "accept",
+        spool: Spool | None = None,
+        max_event_bytes: int = 32 * 1024,
+        max_failed_rows: int = 0,
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.failures = failures
+        #: The app's backends (a live list: additions count), then the log file's.
+        self.backends = backends
+        self.log_backends = log_backends
+        self.unknown_events = unknown_events
+        self.spool = spool
+        self.max_event_bytes = max_event_bytes
+        self.max_failed_rows = max_failed_rows
+        self._failed_since_prune = 0
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def validate(self, event: Event, origin: str) -> Event:
+        """Check the payload by its schema and the origin's policies; set ``schema_status``.
+
+        Browser events may not be server-only types (after normalising the name, in any
+        payload encoding). Raises :class:`EventRejected`.
+        """
+        source, event_type, data = event["event_source"], event["event_type"], event["event"]
+        if origin == "browser":
+            refusal = server_only_reason(event_type, data)
+            if refusal:
+                raise EventRejected({"event_type": [refusal]})
+        verdict = check_payload(source, event_type, data)
+        if verdict.status == "invalid":
+            raise EventRejected({"event": verdict.errors})
+        if verdict.status == "unknown":
+            if self.unknown_events == "reject":
+                raise EventRejected(
+                    {"event_type": [f"Unknown event type {event_type!r} for source {source!r}."]}
+                )
+            event["schema_status"] = "unvalidated"
+        else:
+            event["schema_status"] = "valid"
+        return event
+
+    def check(self, event: Event) -> dict[str, Any]:
+        """Why the databases cannot hold ``event`` (``{}`` when they can)."""
+        if event.keys() != _KEYSET:
+            missing = sorted(_KEYSET - event.keys())
+            if missing:
+                return {"_schema": [f"A processor returned an event without {missing}."]}
+        return problems(event, self.max_event_bytes)
+
+    # -- the path -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        origin: str,
+        inputs: Sequence[T],
+        build: Callable[[T], Event],
+        describe: Describe,
+        *,
+        spool: bool = False,
+        bulk: bool = False,
+        process: bool = True,
+    ) -> Submission:
+        """Build each input into an event and take it down the path; see the module doc.
+
+        ``build`` raises :class:`EventRejected` for an input it cannot make an event of;
+        an event it gives without ``schema_status`` is validated. ``spool``: keep
+        everything in the spool when the database is unavailable instead of raising.
+        ``bulk``: the fastest insert, stored ids not listed (import). ``process``: run
+        the processors (``False`` for events that went through them already).
+        """
+        result = Submission()
+        ready: list[Event] = []
+        positions: list[int] = []
+        rows: list[dict[str, Any]] = []
+        chain = self.chain if process else _unchanged
+        for index, item in enumerate(inputs):
+            try:
+                event = build(item)
+                if event["schema_status"] is None:
+                    self.validate(event, origin)
+                processed = chain(event)
+            except EventRejected as exc:
+                self._refuse(result, rows, origin, index, item, describe, exc.errors)
+                continue
+            except ProcessingFailed as exc:
+                reasons = {"_processor": [str(exc)]}
+                _, event_id, event_type, detail = describe(item)
+                rows.append(
+                    self.failures.row(
+                        origin,
+                        without_identity(event),
+                        reasons,
+                        event_id=event_id,
+                        event_type=event_type,
+                        detail=detail,
+                    )
+                )
+                result.failed.append(Refusal(index, _text(event_id), reasons))
+                continue
+            if processed is None:
+                result.dropped.append(event["event_id"])
+                continue
+            errors = self.check(processed)
+            if errors:
+                self._refuse(result, rows, origin, index, item, describe, errors)
+                continue
+            ready.append(processed)
+            positions.append(index)
+        self._finish(result, origin, ready, positions, rows, inputs, describe, spool, bulk)
+        return result
+
+    def record(
+        self, events: Sequence[Event], *, processed: bool = False, origin: str = "server"
+    ) -> StoreResult:
+        """Take events already built down the rest of the path (validated if they have no
+        ``schema_status`` yet, processed unless ``processed``); raise if unavailable.
+        Failed ones are kept in the failed table and listed in ``rejected``."""
+        done = self.submit(origin, events, _unchanged, _describe_event, process=not processed)
+        rejected = [(r.event_id or "", _summary(r.errors)) for r in done.failed]
+        return StoreResult(done.stored, done.duplicates, rejected)
+
+    def store_spooled(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """The spool's store callback: events that were ready when they were spooled
+        (checked again, not processed again); raises when the store is unavailable."""
+        spooled = cast(Sequence[Event], events)
+        self.submit("spool", spooled, _unchanged, _describe_event, process=False)
+
+    def keep(
+        self,
+        origin: str,
+        raw: Any,
+        reasons: dict[str, Any],
+        *,
+        detail: str | None = None,
+        keep_bytes: int | None = None,
+    ) -> None:
+        """Keep what was refused before it could become an event (a request body)."""
+        row = self.failures.row(origin, raw, reasons, detail=detail, keep_bytes=keep_bytes)
+        self.store.write((), [row])
+        self._count_failed(1)
+
+    def store_failed_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """The spool's callback for failed rows (already built)."""
+        self.store.write((), rows)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _refuse(
+        self,
+        result: Submission,
+        rows: list[dict[str, Any]],
+        origin: str,
+        index: int,
+        item: Any,
+        describe: Describe,
+        errors: dict[str, Any],
+    ) -> None:
+        raw, event_id, event_type, detail = describe(item)
+        rows.append(
+            self.failures.row(
+                origin, raw, errors, event_id=event_id, event_type=event_type, detail=detail
+            )
+        )
+        result.failed.append(Refusal(index, _text(event_id), errors))
+
+    def _finish(
+        self,
+        result: Submission,
+        origin: str,
+        ready: list[Event],
+        positions: list[int],
+        rows: list[dict[str, Any]],
+        inputs: Sequence[Any],
+        describe: Describe,
+        spool: bool,
+        bulk: bool,
+    ) -> None:
+        result.ready = ready
+        if not ready and not rows:
+            return
+        try:
+            self._store(result, origin, ready, positions, rows, inputs, describe, bulk=bulk)
+        except StoreUnavailable:
+            if not spool or self.spool is None:
+                raise
+            self.spool.append(cast(list[dict[str, Any]], ready))
+            self.spool.append_failed(rows)
+            result.spooled = True
+            logger.warning(
+                "Tracking store unavailable: %d events and %d failed rows spooled.",
+                len(ready),
+                len(rows),
+            )
+            return
+        if origin != "spool":
+            self._drain_spool()
+
+    def _store(
+        self,
+        result: Submission,
+        origin: str,
+        ready: list[Event],
+        positions: list[int],
+        rows: list[dict[str, Any]],
+        inputs: Sequence[Any],
+        describe: Describe,
+        *,
+        bulk: bool = False,
+    ) -> None:
+        try:
+            if bulk:
+                count, rejected = self.store.insert_many(ready, rows)
+                result.stored_count += count
+                fresh: Sequence[Event] = []
+            else:
+                stored = self.store.write(ready, rows)
+                rejected = stored.rejected
+                result.stored += stored.stored
+                result.duplicates += stored.duplicates
+                kept = set(stored.stored)
+                fresh = [e for e in ready if e["event_id"] in kept]
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) or (
+                isinstance(exc, StatementError) and is_unavailable(exc)
+            ):
+                logger.warning("Tracking store unavailable (%s).", type(exc).__name__)
+                raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+            raise
+        self._count_failed(len(rows))
+        if rejected:
+            self._keep_rejected(result, origin, ready, positions, inputs, describe, rejected)
+        for backend in (*self.backends, *self.log_backends):
+            try:
+                backend.send(fresh)
+            except Exception:
+                logger.exception("Tracking backend %r failed; the others went on.", backend)
+
+    def _keep_rejected(
+        self,
+        result: Submission,
+        origin: str,
+        ready: list[Event],
+        positions: list[int],
+        inputs: Sequence[Any],
+        describe: Describe,
+        rejected: list[tuple[str, str]],
+    ) -> None:
+        """Rows the database refused although they passed the limits: keep them too."""
+        where = {e["event_id"]: i for i, e in enumerate(ready)}
+        refused = {event_id for event_id, _ in rejected}
+        result.ready = [e for e in ready if e["event_id"] not in refused]
+        rows = []
+        for event_id, reason in rejected:
+            at = where[event_id]
+            errors = {"_store": [reason]}
+            raw, _, event_type, detail = describe(inputs[positions[at]])
+            rows.append(
+                self.failures.row(
+                    origin, raw, errors, event_id=event_id, event_type=event_type, detail=detail
+                )
+            )
+            result.failed.append(Refusal(positions[at], event_id, errors))
+        self.store.write((), rows)
+        self._count_failed(len(rows))
+
+    def _count_failed(self, count: int) -> None:
+        if not count or not self.max_failed_rows:
+            return
+        self._failed_since_prune += count
+        if self._failed_since_prune >= PRUNE_EVERY:
+            self._failed_since_prune = 0
+            try:
+                removed = self.store.prune_failed(self.max_failed_rows)
+            except Exception:
+                logger.exception("Pruning the failed-events table failed; tried again later.")
+                return
+            if removed:
+                logger.warning(
+                    "The failed-events table passed TRACKING_MAX_FAILED_EVENTS: removed the"
+                    " %d oldest rows.",
+                    removed,
+                )
+
+    def _drain_spool(self) -> None:
+        if self.spool is None or not self.spool.pending():
+            return
+        try:
+            self.spool.drain(self.store_spooled, self.store_failed_rows)
+        except Exception:
+            logger.exception("Draining the tracking spool failed; it is kept for later.")
+
+
+def _unchanged(event: Event) -> Event:
+    return event
+
+
+def _describe_event(event: Event) -> tuple[Any, Any, Any, str | None]:
+    return event, event.get("event_id"), event.get("event_type"), None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _summary(errors: dict[str, Any]) -> str:
+    return str(EventRejected(errors))
