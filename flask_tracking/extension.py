@@ -16,11 +16,12 @@ from .cli import cli
 from .config import load_config
 from .engine import make_engine
 from .forwarding import setup_forwarding
-from .guards import RateLimiter
+from .guards import allowed_origins
 from .ingest import Ingestor
 from .models import TrackingEvent
 from .privacy import Anonymizer
 from .query import events_query
+from .ratelimit import make_limiter
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
 from .state import EXTENSION_KEY, TrackingState, get_state
@@ -82,7 +83,8 @@ class Tracking:
             unknown_events=config.unknown_events,
             spool=Spool(config.spool_file),
         )
-        limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
+        allowed_origins(config.allowed_origins)  # a bad entry fails here, at startup
+        limiter = make_limiter(config)
         app.extensions[EXTENSION_KEY] = TrackingState(
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .errors import StoreUnavailable
 from .guards import origin_refusal
+from .ratelimit import rate_key
 from .state import TrackingState, get_state
 
 logger = logging.getLogger(__name__)
@@ -81,13 +82,12 @@ def _guard(state: TrackingState) -> Response | bytes:
     if refusal:
         return error(403, "cross_origin", refusal)
     if state.limiter is not None:
-        envelope = state.request_info()[0]
-        wait = state.limiter.retry_after(envelope.get("session") or request.remote_addr or "")
+        wait = state.limiter.retry_after(rate_key(*state.request_info()))
         if wait:
             return error(
                 429,
                 "rate_limited",
-                f"Too many requests from this session; retry in {wait} s.",
+                f"Too many requests from this client; retry in {wait} s.",
                 headers={"Retry-After": str(wait)},
             )
     limit = config.max_request_bytes
