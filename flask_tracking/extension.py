@@ -18,13 +18,14 @@ from .engine import make_engine
 from .event import Event
 from .failures import FailureRecorder
 from .forwarding import setup_forwarding
-from .guards import RateLimiter
+from .guards import allowed_origins
 from .ingest import Ingestor
 from .models import TrackingEvent
 from .pipeline import Backend, Pipeline
 from .privacy import Anonymizer
 from .processing import Processor, ProcessorChain
 from .query import events_query
+from .ratelimit import make_limiter
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
 from .state import EXTENSION_KEY, TrackingState, get_state
@@ -94,7 +95,8 @@ class Tracking:
             max_failed_rows=config.max_failed_events,
         )
         tracker = Tracker(pipeline, request_info=info)
-        limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
+        allowed_origins(config.allowed_origins)  # a bad entry fails here, at startup
+        limiter = make_limiter(config)
         app.extensions[EXTENSION_KEY] = TrackingState(
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )

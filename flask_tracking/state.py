@@ -12,8 +12,8 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from .config import TrackingConfig
-from .guards import RateLimiter
 from .ingest import Ingestor
+from .ratelimit import Limiter
 from .requestinfo import RequestInfo
 from .store import SqlStore
 from .tracker import Tracker
@@ -32,7 +32,7 @@ class TrackingState:
     tracker: Tracker
     request_info: RequestInfo
     ingestor: Ingestor
-    limiter: RateLimiter | None
+    limiter: Limiter | None
 
 
 def get_state(app: Flask | None = None) -> TrackingState:

@@ -23,6 +23,7 @@ from .errors import StoreUnavailable
 from .failures import SAMPLE_BYTES
 from .guards import origin_refusal
 from .ingest import BodyRefused
+from .ratelimit import rate_key
 from .state import TrackingState, get_state
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,12 @@ def _guard(state: TrackingState) -> Response | bytes:
     if refusal:
         return error(403, "cross_origin", refusal)
     if state.limiter is not None:
-        envelope = state.request_info()[0]
-        wait = state.limiter.retry_after(envelope.get("session") or request.remote_addr or "")
+        wait = state.limiter.retry_after(rate_key(*state.request_info()))
         if wait:
             return error(
                 429,
                 "rate_limited",
-                f"Too many requests from this session; retry in {wait} s.",
+                f"Too many requests from this client; retry in {wait} s.",
                 headers={"Retry-After": str(wait)},
             )
     limit = config.max_request_bytes
