@@ -246,7 +246,12 @@ class Tracking:
 
 
 def tracking_script() -> Markup:
-    """The ``<script>`` tag that loads the browser Logger with its endpoint configured."""
+    """The ``<script>`` tag that loads the browser Logger with its endpoint configured.
+
+    It also starts the page's tracking session, so the page's answer carries the cookie
+    and the events the page sends all carry one ``session``.
+    """
+    get_state().request_info.start_session()
     src = url_for("tracking.static", filename="js/logger.js")
     endpoint = url_for("tracking.events")
     return Markup(f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>')

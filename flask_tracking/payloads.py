@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from .errors import EventRejected
+
 #: The forms a payload arrives in.
 OBJECT = "object"  # a JSON object / dict in the log line itself
 LIST = "list"  # a JSON array in the log line itself
@@ -36,7 +38,10 @@ class Payload:
 
 
 def decode_payload(value: Any) -> Payload:
-    """Decode an ``event`` value as found in a tracking-log line or a request."""
+    """Decode an ``event`` value as found in a tracking-log line or a request.
+
+    Raises :class:`~flask_tracking.errors.EventRejected` for a JSON string nested too
+    deeply for Python's parser."""
     if isinstance(value, dict):
         return Payload(value, OBJECT)
     if isinstance(value, list):
@@ -53,6 +58,10 @@ def _decode_string(text: str) -> Payload:
             data = json.loads(text)
         except ValueError:
             return Payload(text, TEXT)
+        except RecursionError:
+            raise EventRejected(
+                {"event": ["The payload is JSON nested too deeply to decode."]}
+            ) from None
         if isinstance(data, str) and _looks_like_query(data):
             # A query string inside a JSON string (browser problem_check and friends):
             # store the answers as an object, keep the original for export.

@@ -367,7 +367,7 @@ class Pipeline:
         if not count or not self.max_failed_rows:
             return
         self._failed_since_prune += count
-        if self._failed_since_prune >= PRUNE_EVERY:
+        if self._failed_since_prune >= min(PRUNE_EVERY, max(1, self.max_failed_rows // 2)):
             self._failed_since_prune = 0
             try:
                 removed = self.store.prune_failed(self.max_failed_rows)

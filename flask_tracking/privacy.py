@@ -114,7 +114,7 @@ class Anonymizer:
         if stripped.startswith("{"):
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             if isinstance(parsed, dict):
                 return json.dumps(self.scrub(parsed), ensure_ascii=False)

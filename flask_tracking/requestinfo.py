@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +23,8 @@ SessionIdLoader = Callable[[], str | None]
 
 #: Key of the per-browser-session id kept in the Flask session when the app has none.
 SESSION_KEY = "_tracking_sid"
+#: Seconds during which cookie-less first requests of one browser share a session id.
+FIRST_SESSION_WINDOW = 60
 
 
 def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
@@ -89,7 +91,7 @@ class RequestInfo:
 
     def _compute(self) -> tuple[dict[str, Any], dict[str, Any]]:
         identity = (self.identity_loader() if self.identity_loader else None) or {}
-        sid = self._session_id()
+        sid = self._session_id(identity)
         headers = request.headers
         envelope = {
             "username": identity.get("username") or "",
@@ -110,16 +112,44 @@ class RequestInfo:
         }
         return envelope, context
 
-    def _session_id(self) -> str | None:
+    def _session_id(self, identity: dict[str, Any]) -> str | None:
         if self.session_id_loader is not None:
             own = self.session_id_loader()
             if own:
                 return own
+        return self.start_session(identity)
+
+    def start_session(self, identity: dict[str, Any] | None = None) -> str | None:
+        """The browser session's id, kept in the Flask session; made now if it has none.
+
+        ``tracking_script()`` calls this while the page renders, so the page's answer
+        already carries the cookie and every event the page sends carries one session.
+        A request that comes without the cookie (the first events of a page the app did
+        not render, sent together as edX's Logger does) gets an id derived from what
+        those requests share (the signed-in user, client IP, user agent, language, the
+        current minute), so they agree on one session; the cookie then keeps it.
+        """
         try:
             sid = session.get(SESSION_KEY)
             if not sid:
-                sid = secrets.token_hex(16)
+                if identity is None:
+                    identity = (self.identity_loader() if self.identity_loader else None) or {}
+                sid = self._first_session_id(identity)
                 session[SESSION_KEY] = sid
         except RuntimeError:  # no SECRET_KEY: the app has no sessions at all
             return None
         return str(sid)
+
+    def _first_session_id(self, identity: dict[str, Any]) -> str:
+        headers = request.headers
+        minute = int(time.time() // FIRST_SESSION_WINDOW)
+        seed = "|".join(
+            (
+                str(identity.get("user_id") or identity.get("username") or ""),
+                client_ip(self.config.trusted_proxies) or "",
+                headers.get("User-Agent", ""),
+                headers.get("Accept-Language", ""),
+                str(minute),
+            )
+        )
+        return keyed_hash(self.config.hash_key, seed, purpose="first-session")

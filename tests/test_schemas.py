@@ -319,7 +319,10 @@ def test_server_only_reason() -> None:
         "showanswer is a server event and cannot be sent from the browser."
     )
     assert server_only_reason(et.PROBLEM_CHECK, QUERY) is None
-    assert server_only_reason(et.PROBLEM_CHECK, "input_a=1&correct_map=2") is None
+    assert server_only_reason(et.PROBLEM_CHECK, "input_a=1&correct_map=2") is not None
+    assert server_only_reason(et.PROBLEM_CHECK, {"input_a": "1", "correct_map[x]": "2"})
+    for spelling in (" showanswer", "ShowAnswer", "reset_problem\n", "SAVE_PROBLEM_CHECK"):
+        assert server_only_reason(spelling, {}) is not None
     assert server_only_reason(et.PROBLEM_CHECK, [{"correct_map": {}}]) is None
     reason = server_only_reason(et.PROBLEM_CHECK, EXAMPLES["server", et.PROBLEM_CHECK])
     assert reason is not None and "correct_map" in reason and reason.endswith(".")

@@ -138,7 +138,7 @@ def test_session_is_a_keyed_hash_of_the_browser_session(make_app: AppFactory) ->
     first, second = app.test_client(), app.test_client()
     first.post("/courses/c/answer")
     first.post("/courses/c/answer")
-    second.post("/courses/c/answer")
+    second.post("/courses/c/answer", headers={"User-Agent": "another browser"})
     sessions = [r.session for r in rows(app)]
     assert all(re.fullmatch(r"[0-9a-f]{32}", s) for s in sessions)
     assert sessions[0] == sessions[1] != sessions[2]

@@ -78,18 +78,44 @@ def spec_for(source: str, event_type: str) -> EventSpec | None:
     return _SPECS.get((source, event_type))
 
 
-_SERVER_ONLY: Final = frozenset(et.SERVER_ONLY)
+#: Server-only types, normalised (see :func:`normalised_type`).
+_SERVER_ONLY: Final = frozenset(t.lower() for t in et.SERVER_ONLY)
+_PROBLEM_CHECK: Final = et.PROBLEM_CHECK.lower()
+
+
+def normalised_type(event_type: str) -> str:
+    """An event type as the server-only check compares it: no surrounding white space or
+    control characters, case folded (``" ShowAnswer\n"`` is ``showanswer``)."""
+    return "".join(ch for ch in event_type if ch.isprintable()).strip().lower()
+
+
+def _has_correct_map(data: Any) -> bool:
+    """Whether a decoded payload carries a ``correct_map`` (as an object key, or in
+    query-string form: ``correct_map[...]=``, ``correct_map.x=``, or anywhere in a
+    payload left as text)."""
+    if isinstance(data, str):
+        return "correct_map" in data.lower()
+    if not isinstance(data, dict):
+        return False
+    for key in data:
+        if isinstance(key, str):
+            folded = key.strip().lower()
+            if folded == "correct_map" or folded.startswith(("correct_map[", "correct_map.")):
+                return True
+    return False
 
 
 def server_only_reason(event_type: str, data: Any) -> str | None:
     """Why this (type, payload) must be refused from a browser, or ``None`` if it may come.
 
-    The server capa types are always refused; ``problem_check`` only when its payload is
-    an object holding a ``correct_map`` (a browser ``problem_check`` carries answers).
+    The server capa types are always refused, whatever their spelling (case, white
+    space); ``problem_check`` when its decoded payload (object, JSON string or query
+    string) carries a ``correct_map``: a browser ``problem_check`` carries answers.
     """
-    if event_type in _SERVER_ONLY:
-        return f"{event_type} is a server event and cannot be sent from the browser."
-    if event_type == et.PROBLEM_CHECK and isinstance(data, dict) and "correct_map" in data:
+    name = normalised_type(event_type)
+    if name in _SERVER_ONLY:
+        return f"{name} is a server event and cannot be sent from the browser."
+    if name == _PROBLEM_CHECK and _has_correct_map(data):
         return (
             "problem_check with a correct_map is a server event "
             "and cannot be sent from the browser."
