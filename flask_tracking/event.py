@@ -111,8 +111,8 @@ def new_event(**values: Any) -> Event:
     """An event with every key: ``values`` given, ``None`` for the rest (context: ``{}``)."""
     event: dict[str, Any] = dict.fromkeys(KEYS)
     event["context"] = {}
-    unknown = set(values) - set(KEYS)
-    if unknown:
-        raise TypeError(f"Not event keys: {', '.join(sorted(unknown))}.")
     event.update(values)
+    if len(event) != len(KEYS):
+        unknown = sorted(set(event) - set(KEYS))
+        raise TypeError(f"Not event keys: {', '.join(unknown)}.")
     return event  # type: ignore[return-value]

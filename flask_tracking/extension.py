@@ -21,7 +21,7 @@ from .forwarding import setup_forwarding
 from .guards import allowed_origins
 from .ingest import Ingestor
 from .models import TrackingEvent
-from .pipeline import Backend, Pipeline
+from .pipeline import Pipeline
 from .privacy import Anonymizer
 from .processing import Processor, ProcessorChain
 from .query import events_query
@@ -30,6 +30,7 @@ from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
 from .state import EXTENSION_KEY, TrackingState, get_state
 from .store import SqlStore
+from .submission import Backend
 from .tracker import Tracker
 from .views import make_blueprint
 

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from .config import TrackingConfig
 from .errors import EventRejected, TrackingError
 from .event import Event
-from .pipeline import Submission
 from .requestinfo import course_from_path, org_from_course
 from .schemas.envelope import BATCH, BATCH_EVENT, EDX_EVENT, NODE_EVENT
 from .schemas.fields import MAX_CLIENT_MS, is_number
+from .submission import Submission
 from .tracker import RequestFields, Tracker
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

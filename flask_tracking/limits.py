@@ -23,6 +23,7 @@ The limits (``docs/ingest.md``):
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -48,6 +49,10 @@ _INT_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "int")
 _TIME_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "time")
 _JSON_KEYS: Final = tuple(f.name for f in FIELDS if f.kind == "json")
 _NULLABLE: Final = frozenset(f.name for f in FIELDS if f.nullable)
+_REQUIRED_TEXT: Final = tuple(k for k in _TEXT_KEYS if k not in _NULLABLE)
+_INDEXED_KEYS: Final = tuple(f.name for f in FIELDS if f.indexed)
+_text_values = operator.itemgetter(*_TEXT_KEYS)
+_json_values = operator.itemgetter(*_JSON_KEYS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Runs of digits long enough to be an integer outside 64 bits.
 _LONG_DIGITS = re.compile(r"\d{19,}")
@@ -74,7 +79,80 @@ def text_problem(value: str, *, indexed: bool = False) -> str | None:
 
 
 def problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:
-    """Why the databases cannot hold ``event``, keyed by field (``{}``: they can)."""
+    """Why the databases cannot hold ``event``, keyed by field (``{}``: they can).
+
+    Most events pass :func:`_clean_size`, a few C-speed checks over all the values at
+    once; only an event that fails one of them is looked at field by field, to name
+    what is wrong.
+    """
+    size = _clean_size(event)
+    if size is None:
+        return _field_problems(event, max_bytes)
+    if size > max_bytes:
+        return {"_schema": [_too_big(size, max_bytes)]}
+    return {}
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"The event is {size} bytes stored; the limit is {max_bytes} (TRACKING_MAX_EVENT_BYTES)."
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _clean_size(event: Mapping[str, Any]) -> int | None:
+    """The stored size of an event that surely passes every limit, else ``None``."""
+    try:
+        texts = _text_values(event)
+        joined = "".join([t for t in texts if t is not None])
+        if "\x00" in joined:
+            return None
+        size = _utf8_size(joined)
+        for key in _REQUIRED_TEXT:
+            if event[key] is None:
+                return None
+        for key in _INDEXED_KEYS:
+            value = event[key]
+            if value is not None and (
+                _utf8_size(value) > INDEXED_TEXT_BYTES or _CONTROL.search(value)
+            ):
+                return None
+        for key in _INT_KEYS:
+            value = event[key]
+            if value is not None and not _int64(value):
+                return None
+        for key in _TIME_KEYS:
+            value = event[key]
+            if value is None:
+                if key not in _NULLABLE:
+                    return None
+            elif type(value) is not datetime or value.tzinfo is None:
+                return None
+        context = event["context"]
+        if type(context) is not dict:
+            return None
+        course = context.get("course_id")
+        if course is not None and not (
+            type(course) is str
+            and _utf8_size(course) <= INDEXED_TEXT_BYTES
+            and not _CONTROL.search(course)
+        ):
+            return None
+        encoded = _strict_dumps(_json_values(event))
+        if (
+            "\\u0000" in encoded
+            or encoded.count("[") + encoded.count("{") > MAX_DEPTH
+            or _LONG_DIGITS.search(encoded) is not None
+        ):
+            return None
+        return size + _utf8_size(encoded)
+    except (TypeError, ValueError, KeyError, UnicodeEncodeError, RecursionError):
+        return None
+
+
+def _field_problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:
+    """Every limit ``event`` breaks, named by field."""
     found: dict[str, list[str]] = {}
     size = 0
     for key in _TEXT_KEYS:
@@ -118,10 +196,7 @@ def problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:
     elif context is not None:
         found["context"] = ["Not an object."]
     if size > max_bytes and not found:
-        found["_schema"] = [
-            f"The event is {size} bytes stored; the limit is {max_bytes}"
-            " (TRACKING_MAX_EVENT_BYTES)."
-        ]
+        found["_schema"] = [_too_big(size, max_bytes)]
     return found
 
 

@@ -20,8 +20,9 @@ from .contexts import Contexts
 from .errors import EventRejected
 from .event import Event, new_event
 from .payloads import JSON, decode_payload
-from .pipeline import Pipeline, Submission
+from .pipeline import Pipeline
 from .store import StoreResult
+from .submission import Submission
 
 logger = logging.getLogger(__name__)
 

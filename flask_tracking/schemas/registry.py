@@ -86,7 +86,9 @@ _PROBLEM_CHECK: Final = et.PROBLEM_CHECK.lower()
 def normalised_type(event_type: str) -> str:
     """An event type as the server-only check compares it: no surrounding white space or
     control characters, case folded (``" ShowAnswer\n"`` is ``showanswer``)."""
-    return "".join(ch for ch in event_type if ch.isprintable()).strip().lower()
+    if not event_type.isprintable():
+        event_type = "".join(ch for ch in event_type if ch.isprintable())
+    return event_type.strip().lower()
 
 
 def _has_correct_map(data: Any) -> bool:
