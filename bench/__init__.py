@@ -13,15 +13,17 @@ from pathlib import Path
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
-#: Real edX tracking-log lines, beside the repository (see its README.md).
-CORPUS = ROOT.parent / "shared" / "corpus"
+#: Real edX tracking-log lines kept in the repository for the tests (see its README.md).
+#: A computed path, not an import: the bench imports nothing from ``tests``.
+CORPUS = ROOT / "tests" / "data"
 #: Corpus files that are not tracking-log lines (``{"source", "raw"}`` of broken lines).
 NOT_EVENTS = frozenset({"malformed.jsonl"})
 
-#: Used when the corpus is absent: representative lines written for the bench (made-up
-#: people and courses), one per common shape: server object payloads, browser payloads
-#: as JSON strings, a query string, a list, an empty page_close, a cut request payload, a
-#: time without timezone, a line without context and one with extra keys.
+#: Used when the corpus is absent (``bench`` copied without ``tests``): representative
+#: lines written for the bench (made-up people and courses), one per common shape: server
+#: object payloads, browser payloads as JSON strings, a query string, a list, an empty
+#: page_close, a cut request payload, a time without timezone, a line without context and
+#: one with extra keys.
 BUILTIN_LINES: tuple[str, ...] = (
     '{"username": "alice", "host": "courses.example.org", "event_source": "server", '
     '"event_type": "edx.course.enrollment.activated", "context": {"course_id": '
@@ -133,7 +135,7 @@ def corpus_lines() -> tuple[list[str], str]:
     ]
     if lines:
         return lines, f"{len(lines):,} real corpus lines"
-    note("the corpus (../shared/corpus) is absent: using the built-in sample lines")
+    note(f"the corpus ({CORPUS}) is absent: using the built-in sample lines")
     return list(BUILTIN_LINES), f"{len(BUILTIN_LINES)} built-in sample lines"
 
 

@@ -20,17 +20,20 @@ from flask_tracking import FailedEvent, TrackingEvent
 from flask_tracking.models import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+#: Real tracking-log lines kept in the repository (provenance and licences: its README.md).
+CORPUS = Path(__file__).resolve().parent / "data"
 IN_CI = os.environ.get("CI") == "true"
 
 
 def corpus_path(name: str) -> Path:
-    """A corpus file; skipped when absent locally, a failure under CI=true."""
+    """A file of real tracking-log lines in ``tests/data``.
+
+    Never skipped: the files are part of the repository, so a missing one is a broken
+    checkout and must fail the test rather than let it pass unseen.
+    """
     path = CORPUS / name
-    if not path.exists():
-        if IN_CI:
-            pytest.fail(f"The corpus file {path} is missing (CI needs ../shared/corpus).")
-        pytest.skip(f"{path} is absent")
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: it is part of the repository (git checkout tests/data).")
     return path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,8 +26,9 @@ from flask_tracking.schemas import (
 from flask_tracking.schemas.common import envelope_errors
 from flask_tracking.schemas.docs import render_markdown, replace_generated
 
+from support import corpus_path
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REAL_FILES = (
     "edx-analytics-pipeline.jsonl",
     "json-to-relation.jsonl",
@@ -387,13 +387,9 @@ def test_fast_path_agrees_with_marshmallow(spec: EventSpec, data: st.DataObject)
 
 @pytest.fixture(scope="module")
 def corpus() -> list[dict[str, Any]]:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"corpus folder missing: {CORPUS}")
-        pytest.skip(f"corpus folder missing: {CORPUS}")
     lines: list[dict[str, Any]] = []
     for name in REAL_FILES:
-        with (CORPUS / name).open(encoding="utf-8") as handle:
+        with corpus_path(name).open(encoding="utf-8") as handle:
             lines += [json.loads(line) for line in handle if line.strip()]
     return lines
 
