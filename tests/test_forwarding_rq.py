@@ -23,7 +23,7 @@ from flask import Flask
 
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, FAILED
-from flask_tracking.forwarding.outbox import idempotency_key
+from flask_tracking.forwarding.batches import idempotency_key
 
 from forwarding_app import (
     FAST,
