@@ -85,7 +85,7 @@ class RqDispatcher:
 
     def _failed(self, exc: Exception) -> DispatchUnavailable:
         self._down_until = time.monotonic() + BREAKER_SECONDS
-        reason = redact(str(exc), self.secrets)
+        reason = redact(str(exc), self.secrets).rstrip(".")
         if not self._down:
             self._down = True
             logger.warning(

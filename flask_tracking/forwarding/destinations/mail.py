@@ -62,13 +62,15 @@ class EmailDestination(Destination):
         return [str(self.password)] if self.password else []
 
     def encode(self, event: OutgoingEvent) -> bytes:
-        """The event's JSON line (``idempotency_key``, ``event_id``, ``data``)."""
+        """The event's JSON line (``idempotency_key``, ``event_id``, ``data``), in ASCII:
+        no character in it can break the line in a mail reader (NEL, U+2028, ...)."""
         return strict_json(
             {
                 "idempotency_key": event.idempotency_key,
                 "event_id": event.event_id,
                 "data": event.line,
             },
+            ascii=True,
             compact=False,
         )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError
+from ..redact import redact
 from ..routing import Route, refuse_unknown_keys
 from .base import Destination
 from .logfile import LogDestination
@@ -99,7 +100,8 @@ def _target(name: Any, spec: Any, job_timeout: float) -> Target:
         raise ConfigError(f"{where}: a destination name is 1-100 letters, digits, '_', '.', '-'.")
     if not isinstance(spec, Mapping):
         raise ConfigError(
-            f"{where} must be a dict with 'kind', 'options' and optionally 'route'; not {spec!r}."
+            f"{where} must be a dict with 'kind', 'options' and optionally 'route';"
+            f" not {redact(repr(spec))}."
         )
     refuse_unknown_keys(
         where,
