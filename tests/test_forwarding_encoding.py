@@ -29,7 +29,9 @@ from flask_tracking.forwarding import (
     Destination,
     EmailDestination,
     OutgoingEvent,
+    PermanentError,
     SlackDestination,
+    WebhookDestination,
     deliveries_table,
 )
 from flask_tracking.forwarding.batches import idempotency_key
@@ -299,3 +301,21 @@ def test_email_subjects_and_bodies_cannot_be_forged() -> None:
         items = [json.loads(line) for line in lines[marker + 1 :] if line]
         assert [item["data"]["event_type"] for item in items] == [FORGED_TYPE] * events
         assert [item["data"]["username"] for item in items] == [FORGED_USER] * events
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["utf-8", "ascii"])
+def test_strict_json_refuses_what_json_cannot_hold(ascii: bool) -> None:
+    assert json.loads(strict_json({"smile": "\U0001f600", "k": "\\ud800"}, ascii=ascii)) == {
+        "smile": "\U0001f600",
+        "k": "\\ud800",  # a backslash and letters, not a surrogate
+    }
+    for bad in ({"x": float("nan")}, {"x": float("inf")}, {"x": "caf\ud800"}, ["\udfff"]):
+        with pytest.raises(ValueError):
+            strict_json(bad, ascii=ascii)
+
+
+def test_a_destination_called_directly_refuses_an_unencodable_event() -> None:
+    destination = WebhookDestination("d", {"url": "http://127.0.0.1:9/hook", "secret": SECRET})
+    line = render_line(event(1, payload={"score": float("nan")}))
+    with pytest.raises(PermanentError, match="NaN or Infinity"):
+        destination.send([OutgoingEvent("id-1", "key", line)])

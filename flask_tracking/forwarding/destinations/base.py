@@ -65,6 +65,19 @@ class OutgoingEvent:
     encoded: bytes | None = None
 
 
+def _encoder(ascii: bool, compact: bool) -> json.JSONEncoder:
+    return json.JSONEncoder(
+        ensure_ascii=ascii,
+        allow_nan=False,
+        separators=_COMPACT if compact else None,
+        default=str,
+    )
+
+
+#: Built once: ``json.dumps`` with options builds an encoder per call (per event here).
+_ENCODERS = {(a, c): _encoder(a, c) for a in (False, True) for c in (False, True)}
+
+
 def strict_json(value: Any, *, ascii: bool = False, compact: bool = True) -> bytes:
     """``value`` as strict JSON bytes: no NaN or Infinity, no lone surrogate.
 
@@ -72,14 +85,11 @@ def strict_json(value: Any, *, ascii: bool = False, compact: bool = True) -> byt
     or ``RecursionError`` (nesting too deep). ``ascii``: ``\\u`` escapes for every
     non-ASCII character (what ``flask tracking export`` writes).
     """
-    separators = _COMPACT if compact else None
-    text = json.dumps(
-        value, ensure_ascii=ascii, allow_nan=False, separators=separators, default=str
-    )
+    text = _ENCODERS[ascii, compact].encode(value)
     if not ascii:
         return text.encode("utf-8")
     if "\\ud" in text:  # surrogates were escaped, not refused: check they are pairs
-        json.dumps(value, ensure_ascii=False, allow_nan=False, default=str).encode("utf-8")
+        _ENCODERS[False, compact].encode(value).encode("utf-8")
     return text.encode("ascii")
 
 
@@ -142,7 +152,7 @@ class Destination:
         """
         return strict_json(event.line)
 
-    def encoded(self, events: Sequence[OutgoingEvent]) -> list[bytes]:
+    def encode_batch(self, events: Sequence[OutgoingEvent]) -> list[bytes]:
         """``event.encoded`` of each event, encoding those that are not yet (direct calls
         of ``send``); an event that cannot be encoded raises :class:`PermanentError`."""
         out = []

@@ -37,7 +37,7 @@ class LogDestination(Destination):
     def send(self, events: Sequence[OutgoingEvent]) -> None:
         if not events:
             return
-        data = b"".join(self.encoded(events))
+        data = b"".join(self.encode_batch(events))
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with open(self.path + ".lock", "a") as lock:

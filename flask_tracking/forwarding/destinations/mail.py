@@ -82,7 +82,7 @@ class EmailDestination(Destination):
 
     def messages(self, events: Sequence[OutgoingEvent]) -> list[tuple[list[str], EmailMessage]]:
         """``(event ids, message)`` pairs for a batch."""
-        lines = [data.decode("utf-8") for data in self.encoded(events)]
+        lines = [data.decode("utf-8") for data in self.encode_batch(events)]
         if self.digest:
             fields = blank_fields(self.name, len(events))
             summaries = [self._summary(event_fields(e, self.name)) for e in events]

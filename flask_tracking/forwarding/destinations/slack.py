@@ -54,7 +54,7 @@ class SlackDestination(Destination):
     def send(self, events: Sequence[OutgoingEvent]) -> None:
         if not events:
             return
-        self.encoded(events)  # each event is strict JSON (the outbox checked already)
+        self.encode_batch(events)  # each event is strict JSON (the outbox checked already)
         body = json.dumps({"text": self.text(events)}, ensure_ascii=False, allow_nan=False)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         status, text = self.client.post(body.encode("utf-8"), headers)

@@ -64,7 +64,7 @@ class WebhookDestination(Destination):
             separators=(",", ":"),
         )
         return b"".join(
-            (head[:-1].encode(), b',"events":[', b",".join(self.encoded(events)), b"]}")
+            (head[:-1].encode(), b',"events":[', b",".join(self.encode_batch(events)), b"]}")
         )
 
     def send(self, events: Sequence[OutgoingEvent]) -> None:
