@@ -21,7 +21,7 @@ from sqlalchemy import select
 from flask_tracking.errors import ConfigError
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import FAILED, Destination, OutgoingEvent, deliveries_table
-from flask_tracking.forwarding.redact import redact, redact_url
+from flask_tracking.forwarding.redact import redact, redact_url, url_secrets
 from flask_tracking.forwarding.settings import load_settings
 
 from forwarding_app import FAST, event, forwarder_of, make_app, store, wait_until, worker
@@ -231,3 +231,9 @@ def test_failed_rows_written_before_redaction_are_shown_redacted(apps: Any) -> N
     output = forward_output(app)
     assert "/B0ABCDEF2/***" in output
     assert_absent([SLACK_TOKEN], output)
+
+
+def test_url_secrets_are_what_a_url_hides() -> None:
+    url = f"https://alice:{PASSWORD}@h.example/services/T0/B0/{SLACK_TOKEN}?k={QUERY_TOKEN}&f=json"
+    assert sorted(url_secrets(url)) == sorted([PASSWORD, QUERY_TOKEN, SLACK_TOKEN])
+    assert url_secrets(None) == [] and url_secrets("redis://cache:6379/0") == []

@@ -67,21 +67,25 @@ def redact(text: str, known: Iterable[str | None] = ()) -> str:
 
 
 def url_secrets(url: str | None) -> list[str]:
-    """The secrets a URL carries (password, user name, query values): for ``known``."""
+    """The secrets a URL carries, for ``known``: its password, its query values of 8 or more
+    characters (shorter ones are rarely secret, and would mask ordinary words), its
+    token-like path segments."""
     if not url:
         return []
     try:
         parts = urlsplit(url)
     except ValueError:
         return []
-    found = [parts.password, parts.username]
+    found = [parts.password]
     for pair in parts.query.split("&"):
-        found.append(unquote(pair.partition("=")[2]))
+        value = unquote(pair.partition("=")[2])
+        if len(value) >= 8:
+            found.append(value)
     found.extend(part for part in parts.path.split("/") if _TOKEN.match(part))
     slack = _SLACK_PATH.match(parts.path)
     if slack:
         found.append(parts.path[len(slack.group(1)) :].split("/")[0])
-    return [s for s in found if s]
+    return list(dict.fromkeys(s for s in found if s))
 
 
 def exception_text(exc: BaseException, known: Iterable[str | None] = ()) -> str:

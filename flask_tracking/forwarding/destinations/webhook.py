@@ -42,11 +42,9 @@ class WebhookDestination(Destination):
         self.client = HttpClient(self.url, self.timeout)
 
     def secrets(self) -> list[str]:
-        return [
-            self.secret.decode(),
-            *self.extra_headers.values(),
-            *url_secrets(self.url),
-        ]
+        values = list(self.extra_headers.values())
+        tokens = [value.split()[-1] for value in values if value.split()]  # "Bearer <token>"
+        return [self.secret.decode(), *values, *tokens, *url_secrets(self.url)]
 
     def encode(self, event: OutgoingEvent) -> bytes:
         """The event's item of the ``events`` list."""
