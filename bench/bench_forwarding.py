@@ -133,9 +133,9 @@ def measure(database_url: str, label: str, folder: Path) -> str:
         deliveries_table,
         get_forwarder,
     )
+    from flask_tracking.forwarding.batches import idempotency_key
     from flask_tracking.forwarding.destinations import SIGNATURE_HEADER, WebhookDestination, sign
     from flask_tracking.forwarding.jobs import RqDispatcher
-    from flask_tracking.forwarding.outbox import idempotency_key
     from flask_tracking.logformat import render_line
     from flask_tracking.models import events_table, metadata
 

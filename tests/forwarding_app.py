@@ -154,7 +154,7 @@ def clean_redis(url: str, queue: str) -> None:
 
 
 class WorkerProcess:
-    """``flask tracking worker`` in its own process group (with RQ's scheduler child)."""
+    """``flask tracking worker`` in its own session and process group (its pid is both)."""
 
     def __init__(self, config: Mapping[str, Any], log: Path, *args: str) -> None:
         env = dict(os.environ)
@@ -182,7 +182,7 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL the worker and its scheduler: no cleanup of any kind."""
+        """SIGKILL the worker's whole process group: no cleanup of any kind."""
         with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)

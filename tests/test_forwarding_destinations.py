@@ -26,7 +26,7 @@ from flask_tracking.forwarding import (
     SlackDestination,
     WebhookDestination,
 )
-from flask_tracking.forwarding.outbox import idempotency_key
+from flask_tracking.forwarding.batches import idempotency_key
 from flask_tracking.logformat import render_line
 from flask_tracking.models import events_table
 

@@ -28,7 +28,8 @@ from flask_tracking.forwarding import (
     RetryableError,
     deliveries_table,
 )
-from flask_tracking.forwarding.outbox import Batch, idempotency_key, utcnow
+from flask_tracking.forwarding.batches import Batch, idempotency_key
+from flask_tracking.forwarding.sql import utcnow
 from flask_tracking.models import events_table
 
 from forwarding_app import FAST, event, forwarder_of, make_app, states, store
@@ -151,7 +152,7 @@ def test_retryable_errors_back_off_then_give_up(app: Flask) -> None:
     store(app, [event(n) for n in range(5)])
     destination.errors = [RetryableError("HTTP 503 from receiver")] * 3
     before = utcnow()
-    outcome = forwarder.run_batch("x", pks(app), retries_done=0)
+    outcome = forwarder.run_batch("x", pks(app))
     assert (outcome.retrying, outcome.failed) == (5, 0)
     first = rows(app)
     assert {(r.state, r.attempts, r.last_error) for r in first} == {
@@ -160,8 +161,12 @@ def test_retryable_errors_back_off_then_give_up(app: Flask) -> None:
     assert all(r.claim_token is None for r in first)
     # Due again after the backoff (30 s), not before.
     assert all(r.next_attempt_at >= before + timedelta(seconds=29) for r in first)
-    forwarder.run_batch("x", pks(app), retries_done=1)
-    last = forwarder.run_batch("x", pks(app), retries_done=2)
+    assert all(r.next_attempt_at <= utcnow() + timedelta(seconds=31) for r in first)
+    before = utcnow()
+    forwarder.run_batch("x", pks(app))
+    # The row's own attempt count picks the backoff: 60 s after the second failure.
+    assert all(r.next_attempt_at >= before + timedelta(seconds=59) for r in rows(app))
+    last = forwarder.run_batch("x", pks(app))
     assert (last.retrying, last.failed) == (0, 5)
     assert {(r.state, r.attempts) for r in rows(app)} == {(FAILED, 3)}
     assert "gave up after 3 attempts" in rows(app)[0].last_error

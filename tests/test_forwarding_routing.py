@@ -235,6 +235,6 @@ def test_stripped_fields_never_leave(app: Any) -> None:
 
 
 def _keys(receiver: WebhookReceiver, destination: str) -> set[str]:
-    from flask_tracking.forwarding.outbox import idempotency_key
+    from flask_tracking.forwarding.batches import idempotency_key
 
     return {idempotency_key(destination, i["event_id"]) for i in receiver.items.values()}

@@ -1,4 +1,9 @@
-"""``flask tracking worker`` and ``flask tracking forward``."""
+"""``flask tracking worker`` and ``flask tracking forward``.
+
+Everything these commands print goes through the forwarder's redaction (destination
+secrets, URL credentials and tokens, the Redis password), stored errors included: rows
+written before errors were redacted are shown redacted too.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import get_forwarder
-from .jobs import DispatchUnavailable
+from .destinations.text import escape_controls
+from .dispatch import DispatchUnavailable
+from .lookup import get_forwarder
 from .models import DELIVERED, FAILED, PENDING
+from .worker import run_worker
 
 
 @click.command("worker")
@@ -18,16 +25,20 @@ from .models import DELIVERED, FAILED, PENDING
 @click.option(
     "--sweep-interval",
     type=float,
-    help="Seconds between sweeps of pending deliveries (default: TRACKING_FORWARD_SWEEP_INTERVAL).",
+    help="Seconds between sweeps of pending deliveries and due retries"
+    " (default: TRACKING_FORWARD_SWEEP_INTERVAL).",
 )
-@click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler (backoff retries).")
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    hidden=True,
+    help="Ignored: workers run no RQ scheduler (retries are the sweep's).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 def worker_command(
     burst: bool, name: str | None, sweep_interval: float | None, no_scheduler: bool, quiet: bool
 ) -> None:
     """Run an RQ worker that forwards stored events to the destinations."""
-    from .worker import run_worker
-
     forwarder = get_forwarder()
     if not forwarder.uses_rq:
         raise click.ClickException(
@@ -42,7 +53,6 @@ def worker_command(
         burst=burst,
         name=name,
         sweep_interval=sweep_interval,
-        with_scheduler=not no_scheduler,
         logging_level="WARNING" if quiet else "INFO",
     )
 
@@ -82,7 +92,9 @@ def forward_command(
         try:
             result = forwarder.forward_pending(only)
         except DispatchUnavailable as exc:
-            raise click.ClickException(f"{exc} Nothing was enqueued; try again.") from None
+            raise click.ClickException(
+                forwarder.redact(f"{exc} Nothing was enqueued; try again when Redis answers.")
+            ) from None
         click.echo(" ".join(f"{key}={value}" for key, value in result.items()))
         return
     counts = forwarder.outbox.counts()
@@ -103,6 +115,9 @@ def forward_command(
         click.echo("latest failures:")
         for failure in latest:
             click.echo(
-                f"  {failure.destination}  {failure.event_id}  {failure.event_type}"
-                f"  attempts={failure.attempts}  {failure.last_error}"
+                forwarder.redact(
+                    f"  {failure.destination}  {failure.event_id}"
+                    f"  {escape_controls(str(failure.event_type))}"
+                    f"  attempts={failure.attempts}  {escape_controls(failure.last_error or '')}"
+                )
             )

@@ -1,74 +1,54 @@
-"""Where batches run: RQ jobs (with Redis) or the app's own forwarding thread (without).
-
-Both sides offer the same small interface to the forwarder (:class:`Dispatcher`):
-``enqueue(batches)``, ``live(job_ids)`` (which jobs may still deliver their rows, so the
-sweeper leaves those rows alone), ``available()`` and ``sweep_lock()``.
+"""RQ: the job that delivers a batch, and the dispatcher that enqueues such jobs.
 
 An RQ job carries ids, never payloads: ``deliver(destination, event_pks)``. It runs in
-``flask tracking worker`` (inside the app context), claims its rows and sends them; after
-a retryable error it returns ``rq.Retry`` with the destination's exponential backoff, so
-RQ's scheduler runs it again later, until the rows are delivered or out of attempts.
+``flask tracking worker`` (inside the app context), claims its rows, sends them and
+settles them, once. It never asks RQ to run it again: a delivery that must be tried
+again stays pending with its ``next_attempt_at``, and a worker's sweep gives it to a new
+job when that time has come (see :mod:`.sweeper`). So jobs are never scheduled, no RQ
+``Retry`` is used, and workers need no RQ scheduler.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
-from rq import Queue, Retry, get_current_job
+from rq import Queue
 from rq.job import Job
 from rq.utils import utcparse
 
-from ..errors import TrackingError
-from .outbox import Batch, chunks
+from .batches import Batch
+from .dispatch import DispatchUnavailable
+from .lookup import get_forwarder
+from .redact import REDACTING, redact, redact_url, url_secrets
+from .sql import chunks
 
 logger = logging.getLogger(__name__)
+logger.addFilter(REDACTING)
 
 #: Job statuses whose rows a job will still deliver ("started" counts while young).
-LIVE_STATUSES = frozenset(
-    {"created", "queued", "scheduled", "deferred", "rate_limited", "ready_to_enqueue"}
-)
+#: ("scheduled" is not one: no job of ours is ever scheduled, and one left by an older
+#: version would wait for a scheduler that no worker runs.)
+LIVE_STATUSES = frozenset({"created", "queued"})
 #: Seconds RQ keeps a finished job's summary, and a crashed job.
 RESULT_TTL = 600
 FAILURE_TTL = 7 * 86400
-#: Retries RQ gives a job that crashed (a bug, a lost database): rows keep their own count.
-CRASH_RETRIES = 3
 #: After Redis failed, seconds during which producers do not try it again (the rows wait
 #: for the sweeper), so a dead Redis never slows a request twice in a row.
 BREAKER_SECONDS = 2.0
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
-
-
-class DispatchUnavailable(TrackingError):
-    """The queue cannot take jobs right now (Redis is down); the rows stay pending."""
-
-
-class Dispatcher(Protocol):
-    def available(self) -> bool: ...
-
-    def enqueue(self, batches: Sequence[Batch]) -> None: ...
-
-    def live(self, job_ids: Collection[str], now: datetime) -> set[str]: ...
-
-    def sweep_lock(self, seconds: float) -> AbstractContextManager[bool]: ...
-
-    def close(self) -> None: ...
 
 
 def make_redis(url: str, **options: Any) -> Redis:
@@ -80,38 +60,22 @@ def make_redis(url: str, **options: Any) -> Redis:
     return client
 
 
-def deliver(destination: str, event_pks: list[int]) -> dict[str, Any] | Retry:
-    """The RQ job: deliver one batch of ``destination`` (by event primary keys)."""
-    from . import get_forwarder
-
-    forwarder = get_forwarder()
-    job = get_current_job()
-    retries = (job.number_of_retries or 0) if job is not None else 0
-    outcome = forwarder.run_batch(destination, event_pks, retries_done=retries)
-    if outcome.retrying:
-        target = forwarder.targets[destination]
-        return Retry(max=target.max_attempts, interval=list(target.backoff))
-    return outcome.as_dict()
+def deliver(destination: str, event_pks: list[int]) -> dict[str, Any]:
+    """The RQ job: deliver one batch of ``destination`` (by event primary keys), once."""
+    return get_forwarder().run_batch(destination, event_pks).as_dict()
 
 
 class RqDispatcher:
     """Enqueues batches as RQ jobs on one queue; asks Redis which jobs are alive."""
 
-    def __init__(
-        self,
-        url: str,
-        queue: str,
-        *,
-        job_timeout: int,
-        lease: float,
-        backoff: Callable[[str], list[int]],
-    ) -> None:
-        self.url = url
+    def __init__(self, url: str, queue: str, *, job_timeout: int, lease: float) -> None:
+        #: The URL as messages show it (no password).
+        self.where = redact_url(url)
+        self.secrets = url_secrets(url)
         self.redis = make_redis(url)
         self.queue = Queue(queue, connection=self.redis)
         self.job_timeout = job_timeout
         self.lease = timedelta(seconds=lease)
-        self.backoff = backoff
         self._down_until = 0.0
         self._down = False
 
@@ -121,20 +85,21 @@ class RqDispatcher:
 
     def _failed(self, exc: Exception) -> DispatchUnavailable:
         self._down_until = time.monotonic() + BREAKER_SECONDS
+        reason = redact(str(exc), self.secrets).rstrip(".")
         if not self._down:
             self._down = True
             logger.warning(
                 "Redis at %s is unreachable (%s): deliveries stay pending in the database"
                 " until a worker's sweep hands them out again.",
-                self.url,
-                exc,
+                self.where,
+                reason,
             )
-        return DispatchUnavailable(f"Redis is unreachable: {exc}")
+        return DispatchUnavailable(f"Redis at {self.where} is unreachable: {reason}.")
 
     def _ok(self) -> None:
         if self._down:
             self._down = False
-            logger.info("Redis at %s answers again.", self.url)
+            logger.info("Redis at %s answers again.", self.where)
 
     def enqueue(self, batches: Sequence[Batch]) -> None:
         if not batches:
@@ -148,7 +113,6 @@ class RqDispatcher:
                 result_ttl=RESULT_TTL,
                 failure_ttl=FAILURE_TTL,
                 description=f"forward {len(b.event_pks)} events to {b.destination}",
-                retry=Retry(max=CRASH_RETRIES, interval=self.backoff(b.destination)),
             )
             for b in batches
         ]
@@ -199,80 +163,3 @@ class RqDispatcher:
 
     def close(self) -> None:
         self.redis.close()
-
-
-@dataclass(order=True, slots=True)
-class Task:
-    """A batch waiting in the in-process queue."""
-
-    due: float
-    seq: int
-    batch: Batch = field(compare=False)
-    retries: int = field(compare=False, default=0)
-
-
-class InProcessQueue:
-    """Batches waiting for the app's forwarding thread (no Redis configured)."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._lock = threading.Lock()
-        self._heap: list[Task] = []
-        self._seq = itertools.count()
-        self._live: dict[str, int] = {}
-        self._wake = wake
-
-    def available(self) -> bool:
-        return True
-
-    def enqueue(self, batches: Sequence[Batch]) -> None:
-        if not batches:
-            return
-        now = time.monotonic()
-        with self._lock:
-            for batch in batches:
-                assert batch.job_id is not None
-                heapq.heappush(self._heap, Task(now, next(self._seq), batch))
-                self._live[batch.job_id] = self._live.get(batch.job_id, 0) + 1
-        self._wake()
-
-    def retry_later(self, task: Task, delay: float) -> None:
-        with self._lock:
-            heapq.heappush(
-                self._heap,
-                Task(time.monotonic() + delay, next(self._seq), task.batch, task.retries + 1),
-            )
-
-    def done(self, task: Task) -> None:
-        job_id = task.batch.job_id
-        with self._lock:
-            if job_id is not None and job_id in self._live:
-                self._live[job_id] -= 1
-                if self._live[job_id] <= 0:
-                    del self._live[job_id]
-
-    def pop_due(self, now: float) -> Task | None:
-        with self._lock:
-            if self._heap and self._heap[0].due <= now:
-                return heapq.heappop(self._heap)
-        return None
-
-    def next_due(self) -> float | None:
-        with self._lock:
-            return self._heap[0].due if self._heap else None
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._heap)
-
-    def live(self, job_ids: Collection[str], now: datetime) -> set[str]:
-        with self._lock:
-            return {job_id for job_id in job_ids if job_id in self._live}
-
-    @contextmanager
-    def sweep_lock(self, seconds: float) -> Iterator[bool]:
-        yield True
-
-    def close(self) -> None:
-        with self._lock:
-            self._heap.clear()
-            self._live.clear()

@@ -2,10 +2,17 @@
 
 :class:`TrackingWorker` is RQ's ``SimpleWorker`` (jobs run in the worker process, so
 database connections and kept-alive HTTP connections last from one batch to the next)
-with three additions: every job runs inside the app context; every
-``TRACKING_FORWARD_SWEEP_INTERVAL`` seconds, busy or idle, it sweeps pending deliveries
-that no live job holds into new jobs (one worker at a time, by a Redis lock); and it
-restarts RQ's scheduler process (which runs the backoff retries) if that died.
+with two additions, both through RQ's public hooks: every job runs inside the app
+context (``execute_job``); and every ``TRACKING_FORWARD_SWEEP_INTERVAL`` seconds, busy or
+idle, it sweeps (``run_maintenance_tasks``): pending deliveries that no live job holds,
+retries whose backoff is over among them, go to new jobs (one worker at a time, by a
+Redis lock).
+
+It runs no RQ scheduler (``work(with_scheduler=False)``): our jobs are never scheduled,
+retries are the sweep's. So the worker is one process: ``kill -9`` leaves no scheduler
+child behind holding RQ's scheduler lock, and the next worker sweeps (and so retries) at
+once. A SIGTERM during a job is RQ's warm shutdown: the job finishes and is recorded,
+then the worker stops.
 
 :func:`run_worker` keeps a worker running across Redis outages: when RQ gives up on a
 lost connection, it waits for Redis and starts a new worker. A worker that is killed
@@ -26,13 +33,15 @@ from typing import Any
 
 from flask import Flask
 from redis.exceptions import RedisError
-from rq.exceptions import StopRequested
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import SimpleWorker
 
-from . import Forwarder
-from .jobs import DispatchUnavailable, make_redis
+from .dispatch import DispatchUnavailable
+from .forwarder import Forwarder
+from .jobs import make_redis
+from .redact import REDACTING, exception_text, redact
 
 logger = logging.getLogger(__name__)
+logger.addFilter(REDACTING)
 
 
 class TrackingWorker(SimpleWorker):
@@ -50,7 +59,6 @@ class TrackingWorker(SimpleWorker):
         sweep_interval: float,
         **kwargs: Any,
     ) -> None:
-        # Set before RQ's __init__, which reads dequeue_timeout.
         self.app = app
         self.forwarder = forwarder
         self.sweep_interval = max(0.1, sweep_interval)
@@ -74,13 +82,8 @@ class TrackingWorker(SimpleWorker):
             self.tick()
 
     def tick(self) -> None:
-        """Sweep orphaned deliveries into jobs; revive the scheduler if it died."""
+        """Sweep orphaned deliveries (and retries that are due) into jobs."""
         self._next_sweep = time.monotonic() + self.sweep_interval
-        scheduler = self.scheduler
-        if scheduler is not None:
-            process = getattr(scheduler, "_process", None)
-            if process is None or not process.is_alive():
-                scheduler.acquire_locks(auto_start=True)
         try:
             with self.app.app_context():
                 self.forwarder.sweep()
@@ -88,26 +91,20 @@ class TrackingWorker(SimpleWorker):
             pass
         except RedisError:
             raise
-        except Exception:
-            self.log.exception("Worker %s: forwarding sweep failed", self.name)
+        except Exception as exc:
+            logger.error(
+                "Worker %s: forwarding sweep failed.\n%s",
+                self.name,
+                exception_text(exc, self.forwarder.secrets()),
+            )
 
     def execute_job(self, job: Any, queue: Any) -> None:
         with self.app.app_context():
             super().execute_job(job, queue)
 
-    def request_stop(self, signum: Any, frame: Any) -> None:
+    def handle_warm_shutdown_request(self) -> None:
         self.stop_asked = True
-        super().request_stop(signum, frame)
-
-    def _shutdown(self) -> None:
-        # RQ also stops (and joins) its scheduler process here, inside the signal handler;
-        # during a job that wait would run out the job's network timeouts and turn a
-        # delivered batch into a retry. Teardown stops the scheduler after the job anyway.
-        if self.get_state() == WorkerStatus.BUSY:
-            self._stop_requested = True
-            self.set_shutdown_requested_date()
-        else:
-            raise StopRequested()
+        super().handle_warm_shutdown_request()
 
 
 def worker_name(queue: str) -> str:
@@ -121,7 +118,6 @@ def run_worker(
     burst: bool = False,
     name: str | None = None,
     sweep_interval: float | None = None,
-    with_scheduler: bool = True,
     logging_level: str = "INFO",
 ) -> None:
     """Run a :class:`TrackingWorker` until stopped (or, with ``burst``, until idle)."""
@@ -143,9 +139,9 @@ def run_worker(
                 forwarder=forwarder,
                 sweep_interval=interval,
             )
-            worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+            worker.work(burst=burst, with_scheduler=False, logging_level=logging_level)
         except RedisError as exc:
-            logger.warning("Worker: lost Redis (%s).", exc)
+            logger.warning("Worker: lost Redis (%s).", redact(str(exc), forwarder.secrets()))
         if burst or (worker is not None and worker.stop_asked):
             return
         # RQ gave up (Redis went away): wait for it, then start a new worker.
