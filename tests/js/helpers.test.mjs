@@ -122,6 +122,17 @@ test("video: an element with metadata already loaded logs load_video at once", (
   assert.deepEqual(evs("load_video")[0].event, { id: "live", code: "c", currentTime: 2, speed: "2.0" });
 });
 
+test("video: metadata loaded while its event is still pending logs load_video once", () => {
+  const { logger, types } = held();
+  const v = fakeVideo({ readyState: 1, duration: 60 });
+  logger.video(v, { id: "vid1", code: "html5" });
+  v.fire("loadedmetadata");
+  assert.deepEqual(types(), ["load_video"]);
+  v.fire("emptied", { readyState: 0 });
+  v.fire("loadedmetadata", { readyState: 1 });
+  assert.deepEqual(types(), ["load_video", "load_video"]);
+});
+
 function fakeYouTube() {
   const handlers = {};
   const p = {

@@ -315,14 +315,18 @@
         add('onPlaybackRateChange', e => speed(e.data));
         E('load_video');
       } else {
-        add('loadedmetadata', () => E('load_video'));
+        // One load_video per media load: the metadata may have arrived while its
+        // loadedmetadata event still waits to be dispatched ('emptied': a new load).
+        var loaded = 0, load = () => loaded++ || E('load_video');
+        add('loadedmetadata', load);
+        add('emptied', () => loaded = 0);
         add('playing', play);
         add('pause', pause);
         add('ended', end);
         add('timeupdate', () => v.seeking || (last = cur()));
         add('seeking', () => seek(last, last = cur()));
         add('ratechange', () => speed(rate()));
-        v.readyState > 0 && E('load_video');
+        v.readyState > 0 && load();
       }
       return { destroy: () => H.forEach(h => v.removeEventListener(h[0], h[1])) };
     };
