@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from .event import CONTEXT_COLUMNS, FIELDS
-from .rows import text_value
+from .rows import Encoded, text_value
 
 #: Bytes an indexed text value may have (well under PostgreSQL's 2,704-byte btree entry).
 INDEXED_TEXT_BYTES: Final = 1024
@@ -79,18 +79,25 @@ def text_problem(value: str, *, indexed: bool = False) -> str | None:
 
 
 def problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:
-    """Why the databases cannot hold ``event``, keyed by field (``{}``: they can).
+    """Why the databases cannot hold ``event``, keyed by field (``{}``: they can)."""
+    return check(event, max_bytes)[0]
 
-    Most events pass :func:`_clean_size`, a few C-speed checks over all the values at
-    once; only an event that fails one of them is looked at field by field, to name
-    what is wrong.
+
+def check(event: Mapping[str, Any], max_bytes: int) -> tuple[dict[str, list[str]], Encoded | None]:
+    """``(problems, encoded JSON columns)``; the encoding is ``None`` when there are problems.
+
+    Most events pass :func:`_clean`, a few C-speed checks over all the values at once;
+    only an event that fails one of them is looked at field by field, to name what is
+    wrong.
     """
-    size = _clean_size(event)
-    if size is None:
-        return _field_problems(event, max_bytes)
+    clean = _clean(event)
+    if clean is None:
+        found = _field_problems(event, max_bytes)
+        return (found, None) if found else ({}, _encode(event))
+    size, encoded = clean
     if size > max_bytes:
-        return {"_schema": [_too_big(size, max_bytes)]}
-    return {}
+        return {"_schema": [_too_big(size, max_bytes)]}, None
+    return {}, encoded
 
 
 def _too_big(size: int, max_bytes: int) -> str:
@@ -101,8 +108,32 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def _clean_size(event: Mapping[str, Any]) -> int | None:
-    """The stored size of an event that surely passes every limit, else ``None``."""
+def _encode(event: Mapping[str, Any]) -> Encoded:
+    return tuple(None if v is None else _strict_dumps(v) for v in _json_values(event))
+
+
+#: Digits to "0", every other byte to " ": a run of 19 "0" is a number of 19 digits.
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _containers_within(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest at most ``limit`` levels (scalars are not visited)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = item.values() if type(item) is dict else item
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return True
+
+
+def _clean(event: Mapping[str, Any]) -> tuple[int, Encoded] | None:
+    """The stored size and JSON encoding of an event that surely passes every limit,
+    else ``None``."""
     try:
         texts = _text_values(event)
         joined = "".join([t for t in texts if t is not None])
@@ -139,14 +170,19 @@ def _clean_size(event: Mapping[str, Any]) -> int | None:
             and not _CONTROL.search(course)
         ):
             return None
-        encoded = _strict_dumps(_json_values(event))
-        if (
-            "\\u0000" in encoded
-            or encoded.count("[") + encoded.count("{") > MAX_DEPTH
-            or _LONG_DIGITS.search(encoded) is not None
-        ):
-            return None
-        return size + _utf8_size(encoded)
+        encoded = _encode(event)
+        for value, text in zip(_json_values(event), encoded, strict=True):
+            if text is None:
+                continue
+            data = text.encode("utf-8")
+            size += len(data)
+            if b"\\u0000" in data or _NINETEEN_DIGITS in data.translate(_DIGITS):
+                return None
+            if text.count("[") + text.count("{") > MAX_DEPTH and not (
+                _containers_within(value, MAX_DEPTH)
+            ):
+                return None
+        return size, encoded
     except (TypeError, ValueError, KeyError, UnicodeEncodeError, RecursionError):
         return None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.exc import StatementError
@@ -28,7 +29,7 @@ from .engine import is_unavailable
 from .errors import EventRejected, StoreUnavailable
 from .event import KEYS, Event
 from .failures import FailureRecorder
-from .limits import problems
+from .limits import Encoded, check
 from .privacy import without_identity
 from .processing import ProcessingFailed, ProcessorChain
 from .schemas import check_payload, server_only_reason
@@ -42,6 +43,24 @@ T = TypeVar("T")
 _KEYSET = frozenset(KEYS)
 #: Failed rows written by one process between two prunes of the failed table.
 PRUNE_EVERY = 1000
+
+
+_AS_DESCRIBED: Any = object()
+
+
+@dataclass(slots=True)
+class _Run:
+    """The working state of one :meth:`Pipeline.submit`."""
+
+    origin: str
+    inputs: Sequence[Any]
+    describe: Describe
+    result: Submission = field(default_factory=Submission)
+    ready: list[Event] = field(default_factory=list)
+    #: Input index of each ready event, and its JSON columns as ``limits.check`` encoded them.
+    positions: list[int] = field(default_factory=list)
+    encoded: list[Encoded | None] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -104,13 +123,14 @@ class Pipeline:
             event["schema_status"] = "valid"
         return event
 
-    def check(self, event: Event) -> dict[str, Any]:
-        """Why the databases cannot hold ``event`` (``{}`` when they can)."""
+    def check(self, event: Event) -> tuple[dict[str, Any], Encoded | None]:
+        """Why the databases cannot hold ``event`` (``{}`` when they can), and its JSON
+        columns encoded (for the store) when they can."""
         if event.keys() != _KEYSET:
             missing = sorted(_KEYSET - event.keys())
             if missing:
-                return {"_schema": [f"A processor returned an event without {missing}."]}
-        return problems(event, self.max_event_bytes)
+                return {"_schema": [f"A processor returned an event without {missing}."]}, None
+        return check(event, self.max_event_bytes)
 
     # -- the path -----------------------------------------------------------------------
 
@@ -133,10 +153,7 @@ class Pipeline:
         ``bulk``: the fastest insert, stored ids not listed (import). ``process``: run
         the processors (``False`` for events that went through them already).
         """
-        result = Submission()
-        ready: list[Event] = []
-        positions: list[int] = []
-        rows: list[dict[str, Any]] = []
+        run = _Run(origin, inputs, describe)
         chain = self.chain if process else _unchanged
         for index, item in enumerate(inputs):
             try:
@@ -145,34 +162,23 @@ class Pipeline:
                     self.validate(event, origin)
                 processed = chain(event)
             except EventRejected as exc:
-                self._refuse(result, rows, origin, index, item, describe, exc.errors)
+                self._refuse(run, index, item, exc.errors)
                 continue
             except ProcessingFailed as exc:
-                reasons = {"_processor": [str(exc)]}
-                _, event_id, event_type, detail = describe(item)
-                rows.append(
-                    self.failures.row(
-                        origin,
-                        without_identity(event),
-                        reasons,
-                        event_id=event_id,
-                        event_type=event_type,
-                        detail=detail,
-                    )
-                )
-                result.failed.append(Refusal(index, _text(event_id), reasons))
+                self._refuse(run, index, item, {"_processor": [str(exc)]}, without_identity(event))
                 continue
             if processed is None:
-                result.dropped.append(event["event_id"])
+                run.result.dropped.append(event["event_id"])
                 continue
-            errors = self.check(processed)
+            errors, encoded = self.check(processed)
             if errors:
-                self._refuse(result, rows, origin, index, item, describe, errors)
+                self._refuse(run, index, item, errors)
                 continue
-            ready.append(processed)
-            positions.append(index)
-        self._finish(result, origin, ready, positions, rows, inputs, describe, spool, bulk)
-        return result
+            run.ready.append(processed)
+            run.positions.append(index)
+            run.encoded.append(encoded)
+        self._finish(run, spool=spool, bulk=bulk)
+        return run.result
 
     def record(
         self, events: Sequence[Event], *, processed: bool = False, origin: str = "server"
@@ -211,79 +217,56 @@ class Pipeline:
     # -- internals ----------------------------------------------------------------------
 
     def _refuse(
-        self,
-        result: Submission,
-        rows: list[dict[str, Any]],
-        origin: str,
-        index: int,
-        item: Any,
-        describe: Describe,
-        errors: dict[str, Any],
+        self, run: _Run, index: int, item: Any, errors: dict[str, Any], raw: Any = _AS_DESCRIBED
     ) -> None:
-        raw, event_id, event_type, detail = describe(item)
-        rows.append(
+        described, event_id, event_type, detail = run.describe(item)
+        run.rows.append(
             self.failures.row(
-                origin, raw, errors, event_id=event_id, event_type=event_type, detail=detail
+                run.origin,
+                described if raw is _AS_DESCRIBED else raw,
+                errors,
+                event_id=event_id,
+                event_type=event_type,
+                detail=detail,
             )
         )
-        result.failed.append(Refusal(index, _text(event_id), errors))
+        run.result.failed.append(Refusal(index, _text(event_id), errors))
 
-    def _finish(
-        self,
-        result: Submission,
-        origin: str,
-        ready: list[Event],
-        positions: list[int],
-        rows: list[dict[str, Any]],
-        inputs: Sequence[Any],
-        describe: Describe,
-        spool: bool,
-        bulk: bool,
-    ) -> None:
-        result.ready = ready
-        if not ready and not rows:
+    def _finish(self, run: _Run, *, spool: bool, bulk: bool) -> None:
+        run.result.ready = run.ready
+        if not run.ready and not run.rows:
             return
         try:
-            self._store(result, origin, ready, positions, rows, inputs, describe, bulk=bulk)
+            self._store(run, bulk=bulk)
         except StoreUnavailable:
             if not spool or self.spool is None:
                 raise
-            self.spool.append(cast(list[dict[str, Any]], ready))
-            self.spool.append_failed(rows)
-            result.spooled = True
+            self.spool.append(cast(list[dict[str, Any]], run.ready))
+            self.spool.append_failed(run.rows)
+            run.result.spooled = True
             logger.warning(
                 "Tracking store unavailable: %d events and %d failed rows spooled.",
-                len(ready),
-                len(rows),
+                len(run.ready),
+                len(run.rows),
             )
             return
-        if origin != "spool":
+        if run.origin != "spool":
             self._drain_spool()
 
-    def _store(
-        self,
-        result: Submission,
-        origin: str,
-        ready: list[Event],
-        positions: list[int],
-        rows: list[dict[str, Any]],
-        inputs: Sequence[Any],
-        describe: Describe,
-        *,
-        bulk: bool = False,
-    ) -> None:
+    def _store(self, run: _Run, *, bulk: bool) -> None:
+        result = run.result
         try:
             if bulk:
-                count, rejected = self.store.insert_many(ready, rows)
+                count, rejected = self.store.insert_many(run.ready, run.rows, run.encoded)
                 result.stored_count += count
                 fresh: Sequence[Event] = []
             else:
-                stored = self.store.write(ready, rows)
+                stored = self.store.write(run.ready, run.rows, run.encoded)
                 rejected = stored.rejected
                 result.stored += stored.stored
                 result.duplicates += stored.duplicates
                 kept = set(stored.stored)
-                fresh = [e for e in ready if e["event_id"] in kept]
+                fresh = [e for e in run.ready if e["event_id"] in kept]
         except Exception as exc:
             if isinstance(exc, StoreUnavailable) or (
                 isinstance(exc, StatementError) and is_unavailable(exc)
@@ -291,40 +274,31 @@ class Pipeline:
                 logger.warning("Tracking store unavailable (%s).", type(exc).__name__)
                 raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
             raise
-        self._count_failed(len(rows))
+        self._count_failed(len(run.rows))
         if rejected:
-            self._keep_rejected(result, origin, ready, positions, inputs, describe, rejected)
+            self._keep_rejected(run, rejected)
         for backend in (*self.backends, *self.log_backends):
             try:
                 backend.send(fresh)
             except Exception:
                 logger.exception("Tracking backend %r failed; the others went on.", backend)
 
-    def _keep_rejected(
-        self,
-        result: Submission,
-        origin: str,
-        ready: list[Event],
-        positions: list[int],
-        inputs: Sequence[Any],
-        describe: Describe,
-        rejected: list[tuple[str, str]],
-    ) -> None:
+    def _keep_rejected(self, run: _Run, rejected: list[tuple[str, str]]) -> None:
         """Rows the database refused although they passed the limits: keep them too."""
-        where = {e["event_id"]: i for i, e in enumerate(ready)}
+        where = {e["event_id"]: i for i, e in enumerate(run.ready)}
         refused = {event_id for event_id, _ in rejected}
-        result.ready = [e for e in ready if e["event_id"] not in refused]
+        run.result.ready = [e for e in run.ready if e["event_id"] not in refused]
         rows = []
         for event_id, reason in rejected:
-            at = where[event_id]
+            index = run.positions[where[event_id]]
             errors = {"_store": [reason]}
-            raw, _, event_type, detail = describe(inputs[positions[at]])
+            raw, _, event_type, detail = run.describe(run.inputs[index])
             rows.append(
                 self.failures.row(
-                    origin, raw, errors, event_id=event_id, event_type=event_type, detail=detail
+                    run.origin, raw, errors, event_id=event_id, event_type=event_type, detail=detail
                 )
             )
-            result.failed.append(Refusal(positions[at], event_id, errors))
+            run.result.failed.append(Refusal(index, event_id, errors))
         self.store.write((), rows)
         self._count_failed(len(rows))
 

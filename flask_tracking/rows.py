@@ -14,11 +14,14 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from .event import CONTEXT_COLUMNS, FIELDS, TIME_KEYS
+
+#: An event's JSON columns encoded (``None`` for NULL), in the order of ``FIELDS``.
+Encoded = tuple[str | None, ...]
 
 _PLAIN: Final = tuple(f.name for f in FIELDS if f.kind in ("id", "text", "code", "int"))
 _JSON: Final = tuple(f.name for f in FIELDS if f.kind == "json")
@@ -70,13 +73,18 @@ def _utc_time_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:-6]
 
 
-def sqlite_values(event: Mapping[str, Any]) -> tuple[Any, ...]:
-    """An event as SQLite parameters in :data:`SQLITE_COLUMNS` order."""
-    dumps = json.dumps
+def sqlite_values(
+    event: Mapping[str, Any], encoded: Sequence[str | None] | None = None
+) -> tuple[Any, ...]:
+    """An event as SQLite parameters in :data:`SQLITE_COLUMNS` order; ``encoded``: its
+    JSON columns already encoded (as ``limits.check`` gives them), in ``FIELDS`` order."""
     context = event["context"] or {}
+    if encoded is None:
+        dumps = json.dumps
+        encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
     return (
         *_plain_values(event),
         *[sqlite_time(event[key]) for key in TIME_KEYS],
-        *[None if event[key] is None else dumps(event[key]) for key in _JSON],
+        *encoded,
         *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
     )

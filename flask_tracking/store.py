@@ -27,7 +27,7 @@ from sqlalchemy.exc import StatementError
 
 from .engine import WriteLock, is_unavailable
 from .models import events_table, failed_table, metadata
-from .rows import SQLITE_COLUMNS, event_row, sqlite_values
+from .rows import SQLITE_COLUMNS, Encoded, event_row, sqlite_values
 from .sqlite_wal import Checkpointer
 
 logger = logging.getLogger(__name__)
@@ -100,13 +100,17 @@ class SqlStore:
         self,
         events: Sequence[Mapping[str, Any]],
         failures: Sequence[Mapping[str, Any]] = (),
+        encoded: Sequence[Encoded | None] | None = None,
     ) -> StoreResult:
         """Store events and failed rows in one transaction; ids already stored are
-        duplicates. Raises what the driver raised when the database is unavailable."""
+        duplicates. Raises what the driver raised when the database is unavailable.
+
+        ``encoded``: each event's JSON columns as ``limits.check`` encoded them (SQLite
+        binds them as they are instead of encoding again)."""
         if not events and not failures:
             return StoreResult()
         try:
-            stored = self._transaction(events, failures)
+            stored = self._transaction(events, failures, encoded)
         except _BIND_ERRORS as exc:
             if _unavailable(exc):
                 raise
@@ -149,10 +153,13 @@ class SqlStore:
             self._checkpointer.wrote()
 
     def _transaction(
-        self, events: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, Any]]
+        self,
+        events: Sequence[Mapping[str, Any]],
+        failures: Sequence[Mapping[str, Any]],
+        encoded: Sequence[Encoded | None] | None = None,
     ) -> list[str]:
         with self._writing() as conn:
-            stored = self._insert(conn, events) if events else []
+            stored = self._insert(conn, events, encoded) if events else []
             for hook in self.insert_hooks:
                 if stored:
                     hook(conn, stored)
@@ -184,16 +191,23 @@ class SqlStore:
                 logger.error("A failed-event row could not be kept: %s", _refusal(exc))
         return result
 
-    def _insert(self, conn: Connection, events: Sequence[Mapping[str, Any]]) -> list[str]:
-        unique: dict[str, Mapping[str, Any]] = {}
-        for event in events:
-            unique.setdefault(event["event_id"], event)
+    def _insert(
+        self,
+        conn: Connection,
+        events: Sequence[Mapping[str, Any]],
+        encoded: Sequence[Encoded | None] | None,
+    ) -> list[str]:
+        unique: dict[str, tuple[Mapping[str, Any], Encoded | None]] = {}
+        for index, event in enumerate(events):
+            unique.setdefault(event["event_id"], (event, encoded[index] if encoded else None))
         if self._sqlite:
             return self._sqlite_insert(conn, list(unique.values()))
-        result = conn.execute(self._insert_returning, [event_row(e) for e in unique.values()])
-        return list(result.scalars())
+        rows = [event_row(e) for e, _ in unique.values()]
+        return list(conn.execute(self._insert_returning, rows).scalars())
 
-    def _sqlite_insert(self, conn: Connection, events: list[Mapping[str, Any]]) -> list[str]:
+    def _sqlite_insert(
+        self, conn: Connection, events: list[tuple[Mapping[str, Any], Encoded | None]]
+    ) -> list[str]:
         """One multi-row ``INSERT ... RETURNING`` per chunk, fed ready-made tuples."""
         stored: list[str] = []
         for start in range(0, len(events), SQLITE_ROWS_PER_STATEMENT):
@@ -207,12 +221,15 @@ class SqlStore:
                     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
                 )
                 self._sqlite_returning_sql[len(chunk)] = sql
-            params = tuple(chain.from_iterable(map(sqlite_values, chunk)))
+            params = tuple(chain.from_iterable(sqlite_values(e, enc) for e, enc in chunk))
             stored.extend(r[0] for r in conn.exec_driver_sql(sql, params))
         return stored
 
     def insert_many(
-        self, events: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, Any]] = ()
+        self,
+        events: Sequence[Mapping[str, Any]],
+        failures: Sequence[Mapping[str, Any]] = (),
+        encoded: Sequence[Encoded | None] | None = None,
     ) -> tuple[int, list[tuple[str, str]]]:
         """Bulk path (import): ``(how many were new, refused rows)``. On SQLite without
         hooks that need the new ids, one executemany without RETURNING."""
@@ -221,7 +238,10 @@ class SqlStore:
         if self._sqlite and events and not (self.insert_hooks or self.commit_hooks):
             try:
                 with self._writing() as conn:
-                    values = [sqlite_values(e) for e in events]
+                    values = [
+                        sqlite_values(e, encoded[i] if encoded else None)
+                        for i, e in enumerate(events)
+                    ]
                     cursor = conn.exec_driver_sql(self._sqlite_bulk_sql, values)
                     if failures:
                         conn.execute(insert(failed_table), [_failed_values(f) for f in failures])
@@ -229,7 +249,7 @@ class SqlStore:
             except _BIND_ERRORS as exc:
                 if _unavailable(exc):
                     raise
-        result = self.write(events, failures)
+        result = self.write(events, failures, encoded)
         return len(result.stored), result.rejected
 
     def _after_commit(self, stored: list[str]) -> None:
