@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from demo_app import create_app
 from demo_app.course import COURSE_ID
 from demo_app.ext import tracking
-from flask_tracking import TrackingEvent
+from flask_tracking import FailedEvent, TrackingEvent
 
 CHROMIUM = os.environ.get("TRACKING_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,6 +36,10 @@ IN_CI = os.environ.get("CI") == "true"
 LEARNER = "ada"
 #: Longest wait for anything the browser or the server does (seconds).
 DEADLINE = 20.0
+#: JavaScript: how many events the Logger queues in localStorage hold, over all tabs.
+QUEUED_IN_STORAGE = """() => Object.keys(localStorage)
+    .filter(k => k.startsWith('ft:q:'))
+    .reduce((n, k) => n + JSON.parse(localStorage.getItem(k)).length, 0)"""
 
 
 def unavailable(reason: str) -> None:
@@ -95,6 +100,13 @@ class LiveServer:
         with self.app.app_context(), Session(tracking.engine) as db:
             query = tracking.events(event_type).order_by(TrackingEvent.id)
             rows = list(db.scalars(query))
+            db.expunge_all()
+        return rows
+
+    def failed(self) -> list[FailedEvent]:
+        """The rows of the failed-events table, oldest first."""
+        with self.app.app_context(), Session(tracking.engine) as db:
+            rows = list(db.scalars(select(FailedEvent).order_by(FailedEvent.id)))
             db.expunge_all()
         return rows
 
