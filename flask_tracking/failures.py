@@ -30,6 +30,22 @@ SAMPLE_BYTES: Final = 2 * 1024
 KEEP_TEXT: Final = 1024
 
 
+#: Levels of a refused structure kept; deeper parts are replaced by a note.
+KEEP_DEPTH: Final = 64
+
+
+def _capped(value: Any, depth: int) -> Any:
+    """``value`` with everything nested deeper than ``depth`` replaced by a note (a raw
+    structure too deep to encode; at most ``KEEP_DEPTH`` levels of recursion here)."""
+    if isinstance(value, Mapping | list | tuple) and depth <= 0:
+        return f"[nested deeper than {KEEP_DEPTH} levels: not kept]"
+    if isinstance(value, Mapping):
+        return {str(k): _capped(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_capped(v, depth - 1) for v in value]
+    return value
+
+
 def storable(text: str) -> str:
     """Text any database can hold: lone surrogates and NULs written as escapes."""
     if text.isascii() and "\x00" not in text:
@@ -112,4 +128,7 @@ class FailureRecorder:
             return raw
         if self.anonymizer is not None and isinstance(raw, Mapping):
             raw = self.anonymizer.scrub(raw)
-        return json.dumps(raw, default=str, ensure_ascii=False)
+        try:
+            return json.dumps(raw, default=str, ensure_ascii=False)
+        except (RecursionError, ValueError):
+            return json.dumps(_capped(raw, KEEP_DEPTH), default=str, ensure_ascii=False)

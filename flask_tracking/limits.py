@@ -53,7 +53,8 @@ _REQUIRED_TEXT: Final = tuple(k for k in _TEXT_KEYS if k not in _NULLABLE)
 _INDEXED_KEYS: Final = tuple(f.name for f in FIELDS if f.indexed)
 _text_values = operator.itemgetter(*_TEXT_KEYS)
 _json_values = operator.itemgetter(*_JSON_KEYS)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: C0 and C1 control characters, and the line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Runs of digits long enough to be an integer outside 64 bits.
 _LONG_DIGITS = re.compile(r"\d{19,}")
 _strict_dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, check_circular=False).encode
@@ -200,7 +201,7 @@ def _field_problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[
         if not isinstance(value, str):
             found[key] = ["Not a valid string."]
             continue
-        size += len(value)
+        size += len(value.encode("utf-8", "surrogatepass"))
         why = text_problem(value, indexed=key in _INDEXED)
         if why:
             found[key] = [why]

@@ -51,17 +51,23 @@ def decode_payload(value: Any) -> Payload:
     return _decode_string(value)
 
 
+_TOO_DEEP = "The payload is JSON nested too deeply to decode."
+
+
 def _decode_string(text: str) -> Payload:
+    try:
+        return _decode_text(text)
+    except RecursionError:  # parsed, but too deep to compare or encode again
+        raise EventRejected({"event": [_TOO_DEEP]}) from None
+
+
+def _decode_text(text: str) -> Payload:
     stripped = text.strip()
     if stripped[:1] in ("{", "[", '"') or stripped in ("null", "true", "false"):
         try:
             data = json.loads(text)
         except ValueError:
             return Payload(text, TEXT)
-        except RecursionError:
-            raise EventRejected(
-                {"event": ["The payload is JSON nested too deeply to decode."]}
-            ) from None
         if isinstance(data, str) and _looks_like_query(data):
             # A query string inside a JSON string (browser problem_check and friends):
             # store the answers as an object, keep the original for export.
@@ -70,7 +76,10 @@ def _decode_string(text: str) -> Payload:
     if _looks_like_query(text):
         pairs = parse_qsl(text, keep_blank_values=True)
         data = _pairs_to_dict(pairs)
-        same = urlencode(_dict_to_pairs(data)) == text
+        try:
+            same = urlencode(_dict_to_pairs(data)) == text
+        except UnicodeEncodeError:  # a lone surrogate: limits.py refuses the event
+            same = False
         return Payload(data, QUERY, None if same else text)
     return Payload(text, TEXT)
 

@@ -35,7 +35,10 @@ def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
 
 
 def _keyed_hash(key: bytes, value: str, purpose: str) -> str:
-    return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    # surrogatepass: any str hashes (a lone surrogate from a broken source too); valid
+    # text gives the same bytes as plain UTF-8.
+    data = f"{purpose}:{value}".encode("utf-8", "surrogatepass")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
 
 
 #: The same learner and session come in every event of a batch: hash each once.
