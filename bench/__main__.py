@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks, one printed line per figure.
 
-Names: import, validation, ingest, forwarding (default: all, in that order). A bench
+Names: import, validation, ingest, forwarding, deadline (default: all, in that order). A bench
 module that is not there (yet) is skipped with a note; one that fails prints a FAILED
 line and the others still run (the exit status is then 1).
 """
@@ -24,6 +24,7 @@ MODULES: dict[str, str] = {
     "validation": "bench.bench_validation",
     "ingest": "bench.bench_ingest",
     "forwarding": "bench.bench_forwarding",
+    "deadline": "bench.bench_deadline",
 }
 
 

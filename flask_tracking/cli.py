@@ -69,9 +69,5 @@ def export_command(
 def drain_spool_command() -> None:
     """Store the server events that waited in the spool while the database was down."""
     pipeline = get_state().tracker.pipeline
-    count = (
-        pipeline.spool.drain(pipeline.store_spooled, pipeline.store_failed_rows)
-        if pipeline.spool
-        else 0
-    )
+    count = pipeline.spool.drain(pipeline) if pipeline.spool else 0
     click.echo(f"drained={count}")

@@ -21,9 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar, cast
-
-from sqlalchemy.exc import StatementError
 
 from .engine import is_unavailable
 from .errors import EventRejected, StoreUnavailable
@@ -129,7 +128,11 @@ class Pipeline:
         if event.keys() != _KEYSET:
             missing = sorted(_KEYSET - event.keys())
             if missing:
-                return {"_schema": [f"A processor returned an event without {missing}."]}, None
+                why = (
+                    f"The event has no {', '.join(missing)}"
+                    " (a processor or an old spool line dropped them)."
+                )
+                return {"_schema": [why]}, None
         return check(event, self.max_event_bytes)
 
     # -- the path -----------------------------------------------------------------------
@@ -204,15 +207,26 @@ class Pipeline:
         *,
         detail: str | None = None,
         keep_bytes: int | None = None,
+        event_id: Any = None,
+        event_type: Any = None,
     ) -> None:
-        """Keep what was refused before it could become an event (a request body)."""
-        row = self.failures.row(origin, raw, reasons, detail=detail, keep_bytes=keep_bytes)
+        """Keep what was refused before it could become an event (a request body, a
+        torn spool line); raises when the database is unavailable."""
+        row = self.failures.row(
+            origin,
+            raw,
+            reasons,
+            event_id=event_id,
+            event_type=event_type,
+            detail=detail,
+            keep_bytes=keep_bytes,
+        )
         self.store.write((), [row])
         self._count_failed(1)
 
     def store_failed_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """The spool's callback for failed rows (already built)."""
-        self.store.write((), rows)
+        """Write failed rows that waited in the spool (built when they failed)."""
+        self.store.write((), [_as_stored(row) for row in rows])
 
     # -- internals ----------------------------------------------------------------------
 
@@ -268,9 +282,7 @@ class Pipeline:
                 kept = set(stored.stored)
                 fresh = [e for e in run.ready if e["event_id"] in kept]
         except Exception as exc:
-            if isinstance(exc, StoreUnavailable) or (
-                isinstance(exc, StatementError) and is_unavailable(exc)
-            ):
+            if is_unavailable(exc):
                 logger.warning("Tracking store unavailable (%s).", type(exc).__name__)
                 raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
             raise
@@ -324,9 +336,20 @@ class Pipeline:
         if self.spool is None or not self.spool.pending():
             return
         try:
-            self.spool.drain(self.store_spooled, self.store_failed_rows)
+            self.spool.drain(self)
         except Exception:
             logger.exception("Draining the tracking spool failed; it is kept for later.")
+
+
+def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
+    """A failed row read back from the spool: its time a datetime again."""
+    when = row.get("failed_at")
+    if isinstance(when, str):
+        try:
+            row = {**row, "failed_at": datetime.fromisoformat(when)}
+        except ValueError:
+            row = {k: v for k, v in row.items() if k != "failed_at"}
+    return row
 
 
 def _unchanged(event: Event) -> Event:

@@ -13,7 +13,6 @@ The store expects events that passed ``limits.py``: a row the database still ref
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import StatementError
 
-from .engine import WriteLock, is_unavailable
+from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
 from .rows import SQLITE_COLUMNS, Encoded, event_row, sqlite_values
 from .sqlite_wal import Checkpointer
@@ -73,15 +72,14 @@ class SqlStore:
         base = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
         self._insert_returning = base.returning(events_table.c.event_id)
         self._sqlite = engine.dialect.name == "sqlite"
-        #: SQLite has one writer at a time: threads of this process take turns here
-        #: instead of sleeping in SQLite's busy handler (which makes p99 latency soar).
-        self._write_lock = threading.Lock() if self._sqlite else None
         self._sqlite_returning_sql: dict[int, str] = {}
         #: Processes take turns through a lock file beside the database: a writer waits
         #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
         database = engine.url.database if self._sqlite else None
         on_disk = bool(database) and database != ":memory:"
-        self._file_lock = WriteLock(f"{database}.write-lock" if on_disk else None)
+        self._file_lock = WriteLock(
+            f"{database}.write-lock" if on_disk else None, timeout=engine_timeout(engine)
+        )
         self._checkpointer = Checkpointer(str(database), self) if on_disk else None
         #: The bulk insert on SQLite, fed ready-made tuples (see ``rows.sqlite_values``).
         self._sqlite_bulk_sql = (
@@ -143,11 +141,11 @@ class SqlStore:
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         """A write transaction (taking this process's turn first on SQLite)."""
-        if self._write_lock is None:
+        if not self._sqlite:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self._file_lock.held(), self.engine.begin() as conn:
+        with self._file_lock.held(), self.engine.begin() as conn:  # threads wait in there
             yield conn
         if self._checkpointer is not None:
             self._checkpointer.wrote()

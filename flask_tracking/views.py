@@ -16,10 +16,8 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import StatementError
 
 from .engine import is_unavailable
-from .errors import StoreUnavailable
 from .failures import SAMPLE_BYTES
 from .guards import origin_refusal
 from .ingest import BodyRefused
@@ -73,12 +71,6 @@ def _keep(
         reasons,
         detail=f"{request.path} {code}",
         keep_bytes=SAMPLE_BYTES if sample else None,
-    )
-
-
-def _is_unavailable(exc: Exception) -> bool:
-    return isinstance(exc, StoreUnavailable) or (
-        isinstance(exc, StatementError) and is_unavailable(exc)
     )
 
 
@@ -136,7 +128,7 @@ def ingest_view(
                 return body
             return handler(state, body)
         except Exception as exc:
-            if not _is_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             logger.warning("Event store unavailable during ingest: %s", type(exc).__name__)
             return unavailable()

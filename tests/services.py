@@ -14,7 +14,9 @@ The result is cached per process: every call returns the same URL. When nothing 
 ``get_or_skip(postgres_url)``: it skips the test, or fails it under ``CI=true``.
 
 ``start_redis_server()`` always starts a fresh private ``redis-server`` that a test
-may stop and start again (same port) to simulate an outage.
+may stop and start again (same port) to simulate an outage;
+``start_throwaway_postgres()`` a cluster of the test's own that it may ``freeze()``
+(SIGSTOP of every server process) and ``thaw()``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -375,6 +378,7 @@ class PostgresCluster:
         self.bindir = _find_pg_bindir()
         self.port = free_port()
         self._closed = False
+        self._frozen: list[int] = []
         self._as: list[str] = []
         owner: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
@@ -454,11 +458,45 @@ class PostgresCluster:
                 f"throwaway PostgreSQL: CREATE DATABASE failed: {exc}"
             ) from exc
 
+    # -- faults ------------------------------------------------------------------------
+
+    def processes(self) -> list[int]:
+        """The pids of the server: the postmaster first, then its children."""
+        with open(os.path.join(self.datadir, "postmaster.pid")) as fh:
+            postmaster = int(fh.readline())
+        children = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.split("/")[2]))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the server: the kernel still accepts and
+        acknowledges TCP, nothing answers (a hung host, as clients see it)."""
+        pids = self.processes()  # the postmaster first: it can fork no new child then
+        self._frozen = pids
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what ``freeze`` stopped (safe to call when nothing is frozen)."""
+        pids, self._frozen = self._frozen, []
+        for pid in reversed(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self.close)
+        self.thaw()
         if os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
             with contextlib.suppress(ServiceUnavailable):
                 self._run(

@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import os
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +322,35 @@ def test_the_failed_table_keeps_only_the_newest_rows(make_app: AppFactory) -> No
     for _ in range(6):
         post_batch(app, *[item(event_type="x\x00") for _ in range(10)])
     assert 20 <= len(failed(app)) <= 30
+
+
+def test_a_row_the_database_refuses_past_the_limits_fails_alone(app: Flask) -> None:
+    """The last line of defence: a row that slipped past the limits (here written to the
+    store directly, 5 KB in an indexed column) is that row's refusal, not an outage."""
+    from flask_tracking.event import new_event
+
+    pipeline = app.extensions["tracking"].tracker.pipeline
+    now = datetime.now(UTC)
+
+    def made(event_type: str) -> Any:
+        return new_event(
+            event_id=str(uuid.uuid4()),
+            event_type=event_type,
+            event_source="server",
+            name="x",
+            time=now,
+            received_at=now,
+            event={},
+            event_format="object",
+            schema_status="unvalidated",
+        )
+
+    # Random text: PostgreSQL compresses index entries, and "x" * 3000 would fit.
+    good, bad = made("made.up"), made(base64.b64encode(os.urandom(4000)).decode())
+    result = pipeline.store.write([good, bad])
+    engine = app.extensions["tracking"].engine
+    if engine.dialect.name == "postgresql":  # SQLite has no index entry limit
+        assert result.stored == [good["event_id"]]
+        assert [event_id for event_id, _ in result.rejected] == [bad["event_id"]]
+    else:
+        assert sorted(result.stored) == sorted([good["event_id"], bad["event_id"]])

@@ -1,0 +1,176 @@
+"""SQLite locked by another process, or its write-lock file held: 503 within the bound.
+
+The other process is real: a Python subprocess holding ``BEGIN EXCLUSIVE`` on the
+database, or an exclusive ``flock`` on ``<database>.write-lock``, until the test lets
+it go. The app is driven through the Flask test client (threads of this process).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from flask_tracking import Tracking
+from flask_tracking.engine import WriteLock, is_unavailable, make_engine
+from flask_tracking.errors import StoreUnavailable
+
+from faults_support import batch, holder, ids, release, stored
+from support import reset_database
+
+TIMEOUT = 1.0
+#: "Within about twice the timeout", with room for a busy machine.
+BOUND = 2 * TIMEOUT + 0.5
+
+HOLD_EXCLUSIVE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("ready", flush=True)
+sys.stdin.read()
+conn.execute("COMMIT")
+"""
+
+HOLD_FLOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> tuple[str, str]:
+    """``(url, path)`` of a clean SQLite tracking database."""
+    path = tmp_path / "tracking.db"
+    url = f"sqlite:///{path}"
+    reset_database(url)
+    return url, str(path)
+
+
+@pytest.fixture
+def app(database: tuple[str, str], tmp_path: Path) -> Any:
+    app = Flask("faults_sqlite", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        SECRET_KEY="k",
+        TRACKING_DATABASE_URL=database[0],
+        TRACKING_DB_TIMEOUT=TIMEOUT,
+        TRACKING_RATE_LIMIT=None,
+    )
+    Tracking(app)
+
+    @app.get("/hello")
+    def hello() -> str:
+        return "hello"
+
+    yield app
+    app.extensions["tracking"].engine.dispose()
+
+
+def post(app: Flask, body: Any) -> tuple[int, dict[str, str], float]:
+    start = time.monotonic()
+    answer = app.test_client().post("/activity/events", json=body)
+    return answer.status_code, dict(answer.headers), time.monotonic() - start
+
+
+def test_database_locked_by_another_process_answers_503_then_stores(
+    app: Flask, database: tuple[str, str]
+) -> None:
+    url, path = database
+    body = batch(3)
+    with holder(HOLD_EXCLUSIVE, path) as process:
+        status, headers, seconds = post(app, body)
+        assert status == 503 and headers.get("Retry-After") == "1"
+        assert TIMEOUT * 0.9 <= seconds < BOUND, seconds  # SQLite's busy timeout
+        release(process)
+        status, _, _ = post(app, body)
+    assert status == 200
+    assert stored(url, ids(body)) == dict.fromkeys(ids(body), 1)
+
+
+def test_write_lock_held_by_another_process_answers_503_other_pages_answer(
+    app: Flask, database: tuple[str, str]
+) -> None:
+    url, path = database
+    first, second = batch(2), batch(2)
+    with holder(HOLD_FLOCK, path + ".write-lock") as process, ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(post, app, first), pool.submit(post, app, second)]
+        start = time.monotonic()
+        page = app.test_client().get("/hello")
+        assert page.status_code == 200 and time.monotonic() - start < 0.5
+        assert not any(w.done() for w in waiting)
+        for future in waiting:  # one waits for the file, the other for the first
+            status, headers, seconds = future.result(timeout=10)
+            assert status == 503 and headers.get("Retry-After") == "1"
+            assert seconds < BOUND, seconds
+        release(process)
+        assert post(app, first)[0] == 200 and post(app, second)[0] == 200
+    wanted = ids(first) + ids(second)
+    assert stored(url, wanted) == dict.fromkeys(wanted, 1)
+
+
+def test_write_lock_waits_at_most_its_timeout_and_is_handed_over_on_release(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "db.write-lock")
+    with holder(HOLD_FLOCK, path) as process:
+        lock = WriteLock(path, timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(StoreUnavailable) as raised, lock.held():
+            pass
+        assert 0.3 <= time.monotonic() - start < 0.8
+        assert is_unavailable(raised.value) and path in str(raised.value)
+        patient = WriteLock(path, timeout=10)
+        with ThreadPoolExecutor(1) as pool:
+
+            def take() -> float:
+                with patient.held():
+                    return time.monotonic()
+
+            taken = pool.submit(take)
+            released_at = time.monotonic()
+            release(process)
+            assert taken.result(timeout=10) - released_at < 0.5
+    with lock.held():  # free again: no wait, and the late grant was given back
+        pass
+
+
+def test_write_lock_is_not_shared_with_a_forked_child(tmp_path: Path) -> None:
+    lock = WriteLock(str(tmp_path / "db.write-lock"), timeout=0.2)
+    with lock.held():
+        pid = os.fork()
+        if pid == 0:  # the child opens its own lock file: the parent's lock holds it off
+            try:
+                with lock.held():
+                    os._exit(1)
+            except StoreUnavailable:
+                os._exit(0)
+            os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_forked_child_gets_its_own_pooled_connections(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fork.db'}")
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        parent = id(conn.connection.dbapi_connection)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            os.write(write, b"1" if id(conn.connection.dbapi_connection) != parent else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    os.close(write)
+    engine.dispose()
