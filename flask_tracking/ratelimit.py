@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis import Redis
 from redis.backoff import NoBackoff
@@ -37,6 +36,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from .config import TrackingConfig
+from .redact import redact, redact_url, url_secrets
 from .requestinfo import keyed_hash
 
 logger = logging.getLogger(__name__)
@@ -111,25 +111,6 @@ def _ip_block(ip: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without credentials, for log lines: ``redis://***@host:6379/0``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rsplit("@", 1)[1]
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(k, "***" if k.lower() in ("password", "username") else v) for k, v in pairs],
-                safe="*",
-            )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparsable URL>"
 
 
 class LocalLimiter:
@@ -253,9 +234,8 @@ class RedisLimiter:
             )
 
     def _redacted(self, message: str) -> str:
-        """An error message without the URL's password, should a driver ever quote it."""
-        password = urlsplit(self.url).password
-        return message.replace(password, "***") if password else message
+        """An error message without the URL's secrets, should a driver ever quote them."""
+        return redact(message, url_secrets(self.url))
 
     def close(self) -> None:
         self.redis.close()

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from flask_tracking.errors import ConfigError
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import FAILED, Destination, OutgoingEvent, deliveries_table
-from flask_tracking.forwarding.redact import redact, redact_url, url_secrets
 from flask_tracking.forwarding.settings import load_settings
+from flask_tracking.redact import redact, redact_url, url_secrets
 
 from forwarding_app import FAST, event, forwarder_of, make_app, store, wait_until, worker
 from receivers import WebhookReceiver

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from flask import Flask
 from sqlalchemy import Connection, Engine
 
+from ..redact import REDACTING, redact, url_secrets
 from .batches import Batch, Outcome, Plan
 from .destinations import Target, load_targets
 from .dispatch import Dispatcher, DispatchUnavailable
@@ -30,7 +31,6 @@ from .inprocess import InProcessQueue, Task
 from .jobs import RqDispatcher
 from .lookup import EXTENSION_KEY
 from .outbox import Outbox
-from .redact import REDACTING, redact, url_secrets
 from .settings import ForwardSettings, load_settings
 from .sweeper import Sweeper
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from flask import Flask
 
+from ..redact import REDACTING
 from .batches import Batch, Plan
 from .dispatch import DispatchUnavailable
 from .inprocess import InProcessQueue, Task
-from .redact import REDACTING
 from .settings import ForwardSettings
 
 logger = logging.getLogger(__name__)

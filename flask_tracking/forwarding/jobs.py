@@ -27,10 +27,10 @@ from rq import Queue
 from rq.job import Job
 from rq.utils import utcparse
 
+from ..redact import REDACTING, redact, redact_url, url_secrets
 from .batches import Batch
 from .dispatch import DispatchUnavailable
 from .lookup import get_forwarder
-from .redact import REDACTING, redact, redact_url, url_secrets
 from .sql import chunks
 
 logger = logging.getLogger(__name__)

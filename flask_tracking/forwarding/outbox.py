@@ -40,12 +40,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, String, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..redact import REDACTING, exception_text, redact
 from .backlog import Backlog
 from .batches import Batch, Outcome, Plan
 from .destinations import DeliveryError, PermanentError, RetryableError, Target
 from .models import DELIVERED, FAILED, PENDING
 from .outgoing import line_columns, prepare
-from .redact import REDACTING, exception_text, redact
 from .sql import CHUNK, D, E, chunks, clip, still_pending, unclaimed, utcnow
 
 logger = logging.getLogger(__name__)

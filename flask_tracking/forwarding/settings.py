@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from .redact import redact_url
+from ..redact import redact_url
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 

@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from ..redact import REDACTING
 from .backlog import Backlog
 from .batches import Batch
 from .destinations import Target
 from .dispatch import Dispatcher
-from .redact import REDACTING
 from .settings import ForwardSettings
 from .sql import chunks, utcnow
 

@@ -35,10 +35,10 @@ from flask import Flask
 from redis.exceptions import RedisError
 from rq.worker import SimpleWorker
 
+from ..redact import REDACTING, exception_text, redact
 from .dispatch import DispatchUnavailable
 from .forwarder import Forwarder
 from .jobs import make_redis
-from .redact import REDACTING, exception_text, redact
 
 logger = logging.getLogger(__name__)
 logger.addFilter(REDACTING)

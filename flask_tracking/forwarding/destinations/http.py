@@ -2,7 +2,7 @@
 
 A URL's user info (``https://user:pass@host/...``) is sent as HTTP Basic authentication
 (unless the headers already carry ``Authorization``); error messages name the URL
-through :func:`~flask_tracking.forwarding.redact.redact_url`, so no credential, query
+through :func:`~flask_tracking.redact.redact_url`, so no credential, query
 token or Slack path token ends up in ``last_error``.
 """
 
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from ..redact import redact, redact_url
+from ...redact import redact, redact_url
 from .base import PermanentError, RetryableError
 
 #: ``User-Agent`` of the HTTP destinations.

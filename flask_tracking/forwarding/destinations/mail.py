@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from ...errors import ConfigError
-from ..redact import redact
+from ...redact import redact
 from .base import Destination, OutgoingEvent, PermanentError, RetryableError, strict_json
 from .text import blank_fields, escape_controls, event_fields
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError
-from ..redact import redact
+from ...redact import redact
 from ..routing import Route, refuse_unknown_keys
 from .base import Destination
 from .logfile import LogDestination

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..redact import url_secrets
+from ...redact import url_secrets
 from .base import Destination, OutgoingEvent
 from .http import USER_AGENT, HttpClient, raise_for_status
 from .text import blank_fields, event_fields, slack_escape

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..redact import url_secrets
+from ...redact import url_secrets
 from .base import Destination, OutgoingEvent, strict_json
 from .http import SIGNATURE_HEADER, USER_AGENT, HttpClient, raise_for_status, sign
 
