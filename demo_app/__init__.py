@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask
 
 from .ext import tracking
+from .users import DEFAULT_STAFF
 
 __all__ = ["create_app", "tracking"]
 
@@ -35,6 +36,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # The library's default (True) stores keyed-hash anonymous ids instead.
         TRACKING_ANONYMIZE=False,
         DEMO_PDFJS_DIR=str(DEFAULT_PDFJS_DIR),
+        # The names that are staff: they see every learner's events (docs/demo.md).
+        DEMO_STAFF=DEFAULT_STAFF,
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.config.update(config or {})

@@ -4,7 +4,7 @@ const table = document.getElementById("events");
 const body = table.tBodies[0];
 const feed = table.dataset.feed;
 const me = table.dataset.me;
-const mine = document.getElementById("mine");
+const mine = document.getElementById("mine"); // null unless staff
 const count = document.getElementById("events-count");
 const empty = document.getElementById("events-empty");
 const MAX_ROWS = 500;
@@ -22,7 +22,7 @@ function row(e) {
   const tr = document.createElement("tr");
   tr.dataset.id = e.id;
   tr.dataset.time = e.time;
-  tr.className = `fresh ${e.username && e.username === me ? "me" : ""}`;
+  tr.className = `fresh ${e.user_id && e.user_id === me ? "me" : ""}`;
   const time = e.time.replace("T", " ").replace("Z", "");
   tr.append(cell(time.slice(11), "time"));
   tr.lastChild.title = time;
@@ -71,8 +71,12 @@ function place(tr) {
 async function poll() {
   const asked = generation;
   try {
-    const url = `${feed}?after=${last}${mine.checked ? "&mine=1" : ""}`;
+    const url = `${feed}?after=${last}${mine && mine.checked ? "&mine=1" : ""}`;
     const response = await fetch(url, { cache: "no-store" });
+    if (response.status === 401) {
+      location.reload(); // signed out in another tab: the page sends to the sign-in page
+      return;
+    }
     if (response.ok && asked === generation) {
       const data = await response.json();
       const rows = data.events.map(row);
@@ -87,7 +91,8 @@ async function poll() {
   setTimeout(poll, 1000);
 }
 
-mine.addEventListener("change", () => {
+// Only staff have the "Only mine" box: a learner's feed holds only their own events.
+mine?.addEventListener("change", () => {
   generation++;
   last = 0;
   body.replaceChildren();

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -10,22 +9,28 @@ from werkzeug.wrappers import Response
 
 from ..course import COURSE_ID
 from ..ext import USER_ID, USERNAME
+from ..users import user_id_for
+
+__all__ = ["blueprint", "user_id_for"]
 
 blueprint = Blueprint("auth", __name__)
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,30}$")
 
 
-def user_id_for(name: str) -> int:
-    """A stable numeric id for a name (the demo has no user table)."""
-    return 100_000 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 900_000
+def _next_page() -> str:
+    """Where to go after signing in: the ``next`` page of this site, else the course."""
+    target = request.values.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("course.courseware", course_id=COURSE_ID)
 
 
 @blueprint.get("/")
 def index() -> Response | str:
     if session.get(USERNAME):
-        return redirect(url_for("course.courseware", course_id=COURSE_ID))
-    return render_template("signin.html", error=None, name="")
+        return redirect(_next_page())
+    return render_template("signin.html", error=None, name="", next=request.args.get("next", ""))
 
 
 @blueprint.post("/signin")
@@ -33,11 +38,12 @@ def signin() -> Response | tuple[str, int]:
     name = (request.form.get("username") or "").strip()
     if not NAME.match(name):
         error = "Use 1 to 30 letters, digits, dots, dashes or underscores."
-        return render_template("signin.html", error=error, name=name), 400
+        page = render_template("signin.html", error=error, name=name, next=request.form.get("next", ""))
+        return page, 400
     session.clear()
     session[USERNAME] = name
     session[USER_ID] = user_id_for(name)
-    return redirect(url_for("course.courseware", course_id=COURSE_ID))
+    return redirect(_next_page())
 
 
 @blueprint.post("/signout")

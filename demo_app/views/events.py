@@ -1,21 +1,27 @@
-"""The events page: what the tracking tables hold, newest first, refreshed every second.
+"""The events page: stored events, newest first, refreshed every second.
+
+A learner sees only their own events; staff see everyone's (``users.can_see_everyone``).
+Nobody signed in: the page sends to the sign-in page, the JSON feed answers 401.
 
 Built on the public query API: ``tracking.events(...)`` gives a SQLAlchemy select over
-``TrackingEvent``, run here with ``tracking.engine``.
+``TrackingEvent``, run here with ``tracking.engine``. A learner's events are those whose
+``user_id`` column holds the identity the tracker stored for them
+(``users.stored_user_id``: their id, or its anonymous id under ``TRACKING_ANONYMIZE``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request, session
-from sqlalchemy import func, select
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import Select, func
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from flask_tracking import TrackingEvent
+from flask_tracking import TrackingEvent, get_state
 
-from ..ext import USERNAME, tracking
+from ..ext import tracking
+from ..users import can_see_everyone, current_username, stored_user_id
 
 blueprint = Blueprint("events", __name__)
 
@@ -24,24 +30,41 @@ LIMIT = 200
 
 
 @blueprint.get("/events")
-def page() -> str:
-    return render_template("events.html")
+def page() -> Response | str:
+    if current_username() is None:
+        return redirect(url_for("auth.index", next=request.path))
+    return render_template(
+        "events.html",
+        everyone=can_see_everyone(),
+        me=stored_user_id() or "",
+        anonymized=get_state().config.anonymize,
+    )
 
 
 @blueprint.get("/events.json")
-def feed() -> Response:
-    """``?after=<row id>`` (only newer rows) and ``?mine=1`` (only the learner's)."""
+def feed() -> Response | tuple[Response, int]:
+    """``?after=<row id>`` (only newer rows); ``?mine=1`` (staff: only their own)."""
+    if current_username() is None:
+        return jsonify(error="Sign in to see events."), 401
     try:
         after = int(request.args.get("after", "0"))
     except ValueError:
         after = 0
-    mine = request.args.get("mine") == "1"
-    query = tracking.events(username=session.get(USERNAME, "") if mine else None)
-    query = query.where(TrackingEvent.id > after).order_by(TrackingEvent.id.desc()).limit(LIMIT)
+    visible = _visible(mine=request.args.get("mine") == "1")
+    query = visible.where(TrackingEvent.id > after).order_by(TrackingEvent.id.desc()).limit(LIMIT)
+    count = visible.with_only_columns(func.count(), maintain_column_froms=True)
     with Session(tracking.engine) as db:
         rows = [_row(event) for event in db.scalars(query)]
-        total = db.scalar(select(func.count()).select_from(TrackingEvent))
-    return jsonify(events=rows, total=total)
+        total = db.scalar(count)
+    return jsonify(events=rows, total=total, everyone=can_see_everyone())
+
+
+def _visible(*, mine: bool) -> Select[Any]:
+    """The events the signed-in user may see (staff: all, unless ``mine``)."""
+    if can_see_everyone() and not mine:
+        return tracking.events()
+    # No stored id (a session without one) matches no row: never everyone's.
+    return tracking.events(user_id=stored_user_id() or "").where(TrackingEvent.user_id.is_not(None))
 
 
 def _row(event: TrackingEvent) -> dict[str, Any]:
