@@ -38,8 +38,8 @@ def signin() -> Response | tuple[str, int]:
     name = (request.form.get("username") or "").strip()
     if not NAME.match(name):
         error = "Use 1 to 30 letters, digits, dots, dashes or underscores."
-        page = render_template("signin.html", error=error, name=name, next=request.form.get("next", ""))
-        return page, 400
+        next_page = request.form.get("next", "")
+        return render_template("signin.html", error=error, name=name, next=next_page), 400
     session.clear()
     session[USERNAME] = name
     session[USER_ID] = user_id_for(name)

@@ -7,21 +7,21 @@ A browser gets an HTML page with a way back; the JSON feed and the tracking endp
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from flask_tracking import get_state
 
 #: What each page says, by status (anything else: the error's own name and text).
 MESSAGES = {
-    404: ("Page not found", "There is no page at this address. It may have moved, or the link is wrong."),
+    404: ("Page not found", "There is no page at this address: it may have moved."),
     405: ("Not allowed", "This page cannot be used that way."),
     500: ("Something went wrong", "The demo hit an error. Try again, or go back to the course."),
 }
 
 
 def register(app: Flask) -> None:
+    # An unhandled exception reaches this as an InternalServerError (Flask logs it first).
     app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(InternalServerError, server_error)
 
 
 def http_error(error: HTTPException) -> tuple[Response | str, int]:
@@ -31,11 +31,6 @@ def http_error(error: HTTPException) -> tuple[Response | str, int]:
         code = error.name.lower().replace(" ", "_")
         return jsonify(status=status, code=code, message=text), status
     return render_template("error.html", status=status, title=title, text=text), status
-
-
-def server_error(error: InternalServerError) -> tuple[Response | str, int]:
-    """An unhandled exception (Flask has already logged it with its traceback)."""
-    return http_error(InternalServerError())
 
 
 def _wants_json() -> bool:
