@@ -25,12 +25,13 @@ __all__ = ["create_app", "tracking"]
 DEFAULT_PDFJS_DIR = Path(__file__).resolve().parent.parent / "node_modules" / "pdfjs-dist"
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
+def create_app(config: dict[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
     """The demo app; ``config`` overrides any key (``TRACKING_DATABASE_URL``, ...).
 
-    The tracking tables are created if they do not exist yet.
+    ``instance_path`` is the folder of ``demo.db`` and the kept secret key (by default
+    ``instance/`` of the checkout). The tracking tables are created if they do not exist yet.
     """
-    app = Flask(__name__)
+    app = Flask(__name__, instance_path=os.path.abspath(instance_path) if instance_path else None)
     app.config.update(
         # The demo shows learners' names on its events page: store them as typed.
         # The library's default (True) stores keyed-hash anonymous ids instead.
