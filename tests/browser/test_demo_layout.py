@@ -8,6 +8,7 @@ full-page screenshot of each page at each width goes to ``test-output/screenshot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,53 @@ def test_events_page(context: Any, live_server: LiveServer, width: int) -> None:
     _check(tab, "events", width, [*NAV_CONTROLS, "td.payload"])
     payload.click()  # the whole payload, indented, still inside the window
     assert tab.evaluate(OVERFLOW) <= 0
+
+    # Staff's page: everyone's events and the "Only mine" box.
+    sign_in(context, "staff")
+    tab.goto("/events")
+    tab.locator("#events tbody tr", has_text="problem_check").first.wait_for()
+    tab.locator("#events tbody tr.fresh").first.wait_for(state="detached")
+    _check(tab, "events-staff", width, [*NAV_CONTROLS, "#mine", "td.payload"])
+
+
+@pytest.fixture
+def anonymizing_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The demo with the library's default, TRACKING_ANONYMIZE on."""
+    config = {
+        "SECRET_KEY": "browser-tests",
+        "TRACKING_DATABASE_URL": f"sqlite:///{tmp_path / 'anonymized.db'}",
+        "TRACKING_ANONYMIZE": True,
+    }
+    live = LiveServer.start(config)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_anonymous_ids_on_a_phone(browser: Any, anonymizing_server: LiveServer) -> None:
+    """32-character anonymous ids in the Username column still fit the window."""
+    context = browser.new_context(base_url=anonymizing_server.url)
+    try:
+        sign_in(context)
+        flushed(open_course(context, anonymizing_server))
+        tab = _tab(context, PHONE)
+        tab.goto("/events")
+        row = tab.locator("#events tbody tr", has_text="load_video").first
+        row.wait_for()
+        user = row.locator("td.user").inner_text()
+        assert len(user) == 32 and user != "ada", user
+        _check(tab, "events-anonymized", PHONE, [*NAV_CONTROLS, "td.payload"])
+    finally:
+        context.close()
+
+
+def test_a_long_name_on_a_phone(context: Any, live_server: LiveServer) -> None:
+    """The longest name the sign-in takes (30 characters) still fits the header."""
+    sign_in(context, "Ada_Lovelace.Countess-Lovelace")
+    tab = _tab(context, PHONE)
+    tab.goto(f"{live_server.course_url}?unit=1")
+    _check(tab, "long-name", PHONE, [*NAV_CONTROLS, "#whoami"])
 
 
 def test_not_found_page(context: Any, live_server: LiveServer, width: int) -> None:
