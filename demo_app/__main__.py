@@ -27,6 +27,8 @@ def main() -> int:
     if not Path(app.config["DEMO_PDFJS_DIR"]).is_dir():
         print("demo: PDF.js is missing, the textbook unit will not show: run `npm ci` first")
     print(f"demo: events stored in {app.config['TRACKING_DATABASE_URL']}")
+    staff = ", ".join(app.config["DEMO_STAFF"])
+    print(f"demo: sign in as any name; staff ({staff}) see every learner's events")
     print(f"demo: open http://{host}:{port}/  (Ctrl-C to stop)")
     app.run(host=host, port=port, threaded=True)
     return 0
