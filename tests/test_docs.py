@@ -11,6 +11,7 @@ exists.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from flask import Flask
+from flask import Flask, has_app_context
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -135,6 +136,14 @@ def parse_blocks(text: str) -> list[Block]:
     return blocks
 
 
+def page_blocks(page: Path) -> list[Block]:
+    """The page's blocks; a page that breaks the convention fails with its name."""
+    try:
+        return parse_blocks(page.read_text(encoding="utf-8"))
+    except DocFormatError as exc:
+        pytest.fail(f"{page_id(page)}: {exc}", pytrace=False)
+
+
 def page_id(page: Path) -> str:
     return page.relative_to(ROOT).as_posix() if page.is_relative_to(ROOT) else page.name
 
@@ -166,6 +175,7 @@ def _flask_apps(namespace: dict[str, Any]) -> list[Flask]:
 @pytest.fixture
 def snippet_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working directory, and the environment and sys.path put back afterwards."""
+    assert not has_app_context()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "environ", os.environ.copy())
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -175,16 +185,22 @@ def snippet_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_python_blocks_run(page: Path, snippet_sandbox: Path) -> None:
     """The page's python blocks run in order, in one namespace, in a fresh directory."""
-    blocks = [b for b in parse_blocks(page.read_text(encoding="utf-8")) if b.language in PYTHON]
+    blocks = [b for b in page_blocks(page) if b.language in PYTHON]
     namespace: dict[str, Any] = {
         "__name__": SNIPPET_NAME,
         "__file__": str(snippet_sandbox / f"{SNIPPET_NAME}.py"),
     }
-    try:
+
+    def run_blocks() -> None:
         for block in blocks:
             if block.setup is not None:
                 _run(page, "setup comment", block.setup.code, block.setup.line, namespace)
             _run(page, "python block", block.code, block.code_line, namespace)
+
+    try:
+        # In a copy of the context: app contexts a snippet pushes (and tracking contexts
+        # it enters) end with the page.
+        contextvars.copy_context().run(run_blocks)
         for app in _flask_apps(namespace):
             # Snippets' apps keep their instance folder (and so instance/tracking.db) in
             # the temporary directory, never in the repository.
@@ -194,6 +210,7 @@ def test_python_blocks_run(page: Path, snippet_sandbox: Path) -> None:
             state = app.extensions.get("tracking")
             if state is not None:
                 state.engine.dispose()
+        assert not has_app_context()
 
 
 # -- the convention's checks on the pages themselves ---------------------------------
@@ -202,9 +219,7 @@ def test_python_blocks_run(page: Path, snippet_sandbox: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_every_fenced_block_names_its_language(page: Path) -> None:
     """An untagged block could hide Python from the runner: every fence says what it is."""
-    untagged = [
-        b.fence_line for b in parse_blocks(page.read_text(encoding="utf-8")) if not b.language
-    ]
+    untagged = [b.fence_line for b in page_blocks(page) if not b.language]
     assert not untagged, (
         f"{page_id(page)}: fenced blocks without a language at lines {untagged}"
         " (use ```python, ```sh, ```console, ```text, ```json, ```jinja, ...)"
