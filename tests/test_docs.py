@@ -141,7 +141,8 @@ def page_blocks(page: Path) -> list[Block]:
     try:
         return parse_blocks(page.read_text(encoding="utf-8"))
     except DocFormatError as exc:
-        pytest.fail(f"{page_id(page)}: {exc}", pytrace=False)
+        failure = f"{page_id(page)}: {exc}"
+    pytest.fail(failure, pytrace=False)
 
 
 def page_id(page: Path) -> str:
