@@ -18,6 +18,7 @@ import sys
 import textwrap
 import traceback
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from urllib.parse import unquote
 
 import pytest
 from flask import Flask, has_app_context
+
+from flask_tracking import Tracking
+from flask_tracking.forwarding import get_forwarder
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -169,27 +173,38 @@ def _run(page: Path, what: str, code: str, line: int, namespace: dict[str, Any])
     pytest.fail(failure, pytrace=False)
 
 
-def _flask_apps(namespace: dict[str, Any]) -> list[Flask]:
-    return [value for value in namespace.values() if isinstance(value, Flask)]
-
-
 @pytest.fixture
-def snippet_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working directory, and the environment and sys.path put back afterwards."""
+def snippet_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Flask]]:
+    """A fresh working directory, the environment and sys.path put back afterwards, and
+    every app a snippet gives to ``Tracking`` closed afterwards (engines, forwarding)."""
     assert not has_app_context()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "environ", os.environ.copy())
     monkeypatch.setattr(sys, "path", list(sys.path))
-    return tmp_path
+    apps: list[Flask] = []
+    init_app = Tracking.init_app
+
+    def recording_init_app(self: Tracking, app: Flask, *args: Any, **kwargs: Any) -> None:
+        apps.append(app)
+        init_app(self, app, *args, **kwargs)
+
+    monkeypatch.setattr(Tracking, "init_app", recording_init_app)
+    yield apps
+    for app in apps:
+        if "tracking.forwarding" in app.extensions:
+            get_forwarder(app).close()
+        if "tracking" in app.extensions:
+            app.extensions["tracking"].engine.dispose()
+    assert not has_app_context()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_python_blocks_run(page: Path, snippet_sandbox: Path) -> None:
+def test_python_blocks_run(page: Path, snippet_sandbox: list[Flask], tmp_path: Path) -> None:
     """The page's python blocks run in order, in one namespace, in a fresh directory."""
     blocks = [b for b in page_blocks(page) if b.language in PYTHON]
     namespace: dict[str, Any] = {
         "__name__": SNIPPET_NAME,
-        "__file__": str(snippet_sandbox / f"{SNIPPET_NAME}.py"),
+        "__file__": str(tmp_path / f"{SNIPPET_NAME}.py"),
     }
 
     def run_blocks() -> None:
@@ -198,20 +213,13 @@ def test_python_blocks_run(page: Path, snippet_sandbox: Path) -> None:
                 _run(page, "setup comment", block.setup.code, block.setup.line, namespace)
             _run(page, "python block", block.code, block.code_line, namespace)
 
-    try:
-        # In a copy of the context: app contexts a snippet pushes (and tracking contexts
-        # it enters) end with the page.
-        contextvars.copy_context().run(run_blocks)
-        for app in _flask_apps(namespace):
-            # Snippets' apps keep their instance folder (and so instance/tracking.db) in
-            # the temporary directory, never in the repository.
-            assert Path(app.instance_path).is_relative_to(snippet_sandbox), app.instance_path
-    finally:
-        for app in _flask_apps(namespace):
-            state = app.extensions.get("tracking")
-            if state is not None:
-                state.engine.dispose()
-        assert not has_app_context()
+    # In a copy of the context: app contexts a snippet pushes (and tracking contexts it
+    # enters) end with the page.
+    contextvars.copy_context().run(run_blocks)
+    for app in snippet_sandbox:
+        # Snippets' apps keep their instance folder (and so instance/tracking.db) in the
+        # temporary directory, never in the repository.
+        assert Path(app.instance_path).is_relative_to(tmp_path), app.instance_path
 
 
 # -- the convention's checks on the pages themselves ---------------------------------
