@@ -97,8 +97,8 @@ def parse_blocks(text: str) -> list[Block]:
     while index < len(lines):
         line = lines[index]
         if pending is None and SETUP_START.match(line):
-            setup, end = _setup_comment(lines, index)
-            pending = (setup, index + 1)
+            comment, end = _setup_comment(lines, index)
+            pending = (comment, index + 1)
             index = end + 1
             continue
         opening = FENCE.match(line)
@@ -243,7 +243,7 @@ SCHEMES = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 def _prose_lines(text: str) -> list[tuple[int, str]]:
     """The page's lines outside fenced blocks, with their 1-based numbers."""
-    inside = set()
+    inside: set[int] = set()
     for block in parse_blocks(text):
         end = block.code_line + block.code.count("\n")
         inside.update(range(block.fence_line, end + 1))
