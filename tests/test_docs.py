@@ -102,6 +102,8 @@ def parse_blocks(text: str) -> list[Block]:
             index = end + 1
             continue
         opening = FENCE.match(line)
+        if opening is not None and opening["fence"][0] == "`" and "`" in opening["info"]:
+            opening = None  # "```` ```sh ````" is a code span, not a fence (CommonMark)
         if opening is None:
             if pending is not None and line.strip():
                 raise DocFormatError(
@@ -336,6 +338,7 @@ def test_setup_comment_runs_before_its_block_and_is_reported_by_line() -> None:
         ("python", 16, None),
     ]
     assert blocks[2].code == "z = y * 2\n"
+    assert parse_blocks("Tag it ```` ```python ````.\n```` ```sh ```` too.\n") == []
     with_setup = parse_blocks("<!-- setup:\n    x = 1\n    y = 2\n-->\n\n```python\nx + y\n```\n")
     assert with_setup[0].setup == Setup(2, "x = 1\ny = 2\n")
     one_line = parse_blocks("<!-- setup: x = 1 -->\n```python\nx\n```\n")
