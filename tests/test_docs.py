@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+import sqlite3
 import sys
 import textwrap
 import traceback
 import unicodedata
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,3 +378,34 @@ def test_anchors_follow_github() -> None:
         "tracking_-keys",
         "two-commands-1",
     }
+
+
+def quickstart_block(readme: str) -> Block:
+    """The first python block under ``## Quickstart``: the app the wheel-install test runs."""
+    section = readme[readme.index("\n## Quickstart\n") :]
+    offset = readme[: readme.index("\n## Quickstart\n")].count("\n") + 1
+    block = next(b for b in parse_blocks(section) if b.language in PYTHON)
+    return Block(
+        block.language, block.fence_line + offset - 1, block.code_line + offset - 1, block.code
+    )
+
+
+def test_readme_quickstart_is_a_complete_app(snippet_sandbox: list[Flask], tmp_path: Path) -> None:
+    """The Quickstart block alone, as ``app.py``, defines ``app`` and ``tracking`` and
+    stores nothing by itself."""
+    readme = ROOT / "README.md"
+    block = quickstart_block(readme.read_text(encoding="utf-8"))
+    namespace: dict[str, Any] = {"__name__": "app", "__file__": str(tmp_path / "app.py")}
+    contextvars.copy_context().run(
+        _run, readme, "Quickstart block", block.code, block.code_line, namespace
+    )
+    app, tracking = namespace["app"], namespace["tracking"]
+    assert isinstance(app, Flask) and isinstance(tracking, Tracking)
+    assert snippet_sandbox == [app]
+    assert Path(app.instance_path) == tmp_path / "instance"
+    database = tmp_path / "instance" / "tracking.db"
+    if database.exists():  # opening the app may create the file, never rows
+        with closing(sqlite3.connect(database)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            if "tracking_events" in tables:
+                assert conn.execute("SELECT count(*) FROM tracking_events").fetchone() == (0,)
