@@ -12,7 +12,9 @@ const src = readFileSync(file, "utf8");
 const dts = readFileSync(new URL("../../static/js/logger.d.ts", import.meta.url), "utf8");
 
 /** A browser-like global running logger.js as a classic script. */
-function page(dataset, prefix = "") {
+const minified = readFileSync(new URL("../../static/js/logger.min.js", import.meta.url), "utf8");
+
+function page(dataset, prefix = "", code = src) {
   const clock = fakeClock();
   const net = fakeNet();
   const doc = new EventTarget();
@@ -37,7 +39,7 @@ function page(dataset, prefix = "") {
   const t = new EventTarget();
   ctx.addEventListener = t.addEventListener.bind(t);
   ctx.dispatchEvent = t.dispatchEvent.bind(t);
-  const run = () => vm.runInContext(prefix + src, ctx, { filename: "logger.js" });
+  const run = () => vm.runInContext(prefix + code, ctx, { filename: "logger.js" });
   run();
   return { ctx, clock, net, run };
 }
@@ -63,6 +65,20 @@ test("no data-endpoint (or module mode, no currentScript): the default URL", asy
     await clock.advance(2000);
     assert.equal(net.calls[0].url, "/activity/events");
   }
+});
+
+test("logger.min.js works as the classic script does, and names its source map", async () => {
+  const { ctx, clock, net } = page({ endpoint: "/min/events" }, "", minified);
+  ctx.log_event("seq_next", { old: 1, new: 2, id: "s" });
+  await clock.advance(2000);
+  assert.equal(net.calls[0].url, "/min/events");
+  assert.equal(net.calls[0].body.events[0].event_type, "seq_next");
+  await settle();
+  assert.equal(ctx.Logger.stats().sent, 1);
+  assert.match(minified, /\n\/\/# sourceMappingURL=logger\.min\.js\.map$/);
+  const map = JSON.parse(readFileSync(new URL("../../static/js/logger.min.js.map", import.meta.url), "utf8"));
+  assert.equal(map.file, "logger.min.js");
+  assert.deepEqual(map.sources, ["logger.js"]);
 });
 
 test("loading twice keeps one Logger", () => {
