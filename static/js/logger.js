@@ -31,10 +31,9 @@
 (root => {
   // --- Small helpers ---------------------------------------------------------
 
-  let ignore = () => {};
   // The promise, marked handled: callers that ignore what log()/flush()
   // return get no "unhandled rejection" noise; callers that use it still can.
-  let quiet = promise => (promise.catch(ignore), promise);
+  let quiet = promise => (promise.catch(() => {}), promise);
   let encode = encodeURIComponent;
   // Speeds as edX writes them: "1.0", "0.75", "1.50", "2.0".
   let formatSpeed = speed => speed.toFixed(speed % 1 ? 2 : 1);
@@ -74,7 +73,7 @@
         'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, digit =>
           ((digit < 'y' ? 0 : 8) | config.random() * (digit < 'y' ? 16 : 4)).toString(16))
     };
-    try { config.storage = win.localStorage; } catch (error) { /* storage blocked: memory only */ }
+    try { config.storage = win.localStorage; } catch { /* storage blocked: memory only */ }
     Object.assign(config, options);
 
     // --- State -----------------------------------------------------------------
@@ -147,10 +146,10 @@
             storage.removeItem(keyOf('hb', tab));
             try {
               queue = JSON.parse(saved).filter(event => !known[event.id] && (known[event.id] = 1)).concat(queue);
-            } catch (error) { /* corrupt: nothing to adopt */ }
+            } catch { /* corrupt: nothing to adopt */ }
           }
         });
-      } catch (error) { /* no storage */ }
+      } catch { /* no storage */ }
       save();
       kick();
     };
@@ -182,12 +181,12 @@
     // --- Sending ---------------------------------------------------------------
 
     let settleFlushes = error =>
-      flushWaiters.splice(0).forEach(waiter => error ? waiter[1](error) : waiter[0]());
+      flushWaiters.splice(0).forEach(waiter => waiter[error ? 1 : 0](error));
 
     // Sends the next batch when it is due, one request at a time; settles
     // flush() promises when the queue is empty or cannot be sent now.
     let kick = force => {
-      if (!queue.length) return settleFlushes(batchLimit = 0);
+      if (!queue.length) { batchLimit = 0; return settleFlushes(); } // empty: a 413's limit ends
       if (sending) return;
       if (stopped || retryTimer || nav.onLine === false) return settleFlushes(Error('cannot send now'));
       let batch = takeBatch(0);
@@ -282,8 +281,8 @@
       log('page_close', { visible_ms: config.now() - shownAt });
       for (let index = 0, batch, beaconed; index < queue.length; index += batch.length) {
         batch = takeBatch(index);
-        try { beaconed = config.sendBeacon(config.url, bodyOf(batch)); } catch (error) { beaconed = 0; }
-        beaconed || post(batch, true).catch(ignore);
+        try { beaconed = config.sendBeacon(config.url, bodyOf(batch)); } catch { beaconed = 0; }
+        beaconed || quiet(post(batch, true));
       }
     };
     let show = () => {
@@ -291,7 +290,7 @@
     };
     // A heartbeat of 0: the next Logger on this storage adopts our queue at once.
     let release = () => {
-      try { config.storage.setItem(keyOf('hb'), 0); } catch (error) { /* no storage */ }
+      try { config.storage.setItem(keyOf('hb'), 0); } catch { /* no storage */ }
     };
 
     let onPage = (target, name, handler) =>
