@@ -79,13 +79,13 @@
     // --- State -----------------------------------------------------------------
 
     let tabId = config.uuid();
-    let queue = [];             // the events exactly as they go on the wire
-    let promises = {};        // event id -> [resolve, reject] of its log() promise
+    let queue = [];                     // the events exactly as they go on the wire
+    let promises = {};                  // event id -> [resolve, reject] of its log() promise
     let counts = { sent: 0, retried: 0, dropped: 0 };
-    let flushWaiters = [];    // pending flush() promises: [resolve, reject]
-    let listeners = [];       // listen(): [type, element, callback, error reported]
-    let ended = new AbortController(); // its abort() removes the page listeners
-    let books = {};           // book(chapter) helpers, one per chapter
+    let flushWaiters = [];              // pending flush() promises: [resolve, reject]
+    let listeners = [];                 // listen(): [type, element, callback, error reported]
+    let ended = new AbortController();  // its abort() removes the page listeners
+    let books = {};                     // book(chapter) helpers, one per chapter
     // sending: a request is in flight; batchTimer: the wait of a batch that is
     // not full; retryTimer: the backoff after a failed request; batchLimit:
     // the batch size after a 413; pageHidden: page_close sent for this hide.
