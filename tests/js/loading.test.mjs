@@ -98,7 +98,7 @@ test("logger.js is a classic script: no import/export, and strict-mode clean", a
   assert.equal(net.calls.at(-1).url, "/strict");
 });
 
-test("ES module wrapper exports", async () => {
+test("ES module exports, and the package name resolves to the same module", async () => {
   assert.equal(typeof wrapper.createLogger, "function");
   assert.equal(globalThis.FlaskTrackingLogger, undefined);
   assert.equal(wrapper.default, undefined, "no page, no window.Logger in node");
