@@ -192,3 +192,22 @@ def test_blueprint_serves_the_logger_files(client: Any, name: str) -> None:
     assert response.status_code == 200
     assert response.data == (LOGGER_DIR / name).read_bytes()
     response.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "src"),
+    [("/activity", "/activity/static/js/logger.js"), ("/", "/tracking-static/js/logger.js")],
+)
+def test_tracking_script_points_at_a_served_logger(make_app: Any, prefix: str, src: str) -> None:
+    """With TRACKING_URL_PREFIX = "/", <prefix>/static would be the app's own /static
+    route, which shadows the blueprint's: the Logger is served at /tracking-static there."""
+    from flask import render_template_string
+
+    app = make_app(TRACKING_URL_PREFIX=prefix)
+    with app.test_request_context("/"):
+        tag = render_template_string("{{ tracking_script() }}")
+    assert f'src="{src}"' in tag, tag
+    response = app.test_client().get(src)
+    assert response.status_code == 200
+    assert response.data == (LOGGER_DIR / "logger.js").read_bytes()
+    response.close()
