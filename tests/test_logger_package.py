@@ -196,11 +196,11 @@ def test_blueprint_serves_the_logger_files(client: Any, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "src"),
-    [("/activity", "/activity/static/js/logger.js"), ("/", "/tracking-static/js/logger.js")],
+    [("/activity", "/activity/static/js/logger.js"), ("/", "/activity/static/js/logger.js")],
 )
 def test_tracking_script_points_at_a_served_logger(make_app: Any, prefix: str, src: str) -> None:
     """With TRACKING_URL_PREFIX = "/", <prefix>/static would be the app's own /static
-    route, which shadows the blueprint's: the Logger is served at /tracking-static there."""
+    route, which shadows the blueprint's: the Logger stays at /activity/static there."""
     from flask import render_template_string
 
     app = make_app(TRACKING_URL_PREFIX=prefix)
