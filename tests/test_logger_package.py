@@ -32,6 +32,14 @@ LOGGER_FILES = ["logger.d.ts", "logger.js", "logger.min.js", "logger.min.js.map"
 TIMEOUT = 240
 
 
+def say(capsys: pytest.CaptureFixture[str], *lines: str) -> None:
+    """Prints past pytest's capture: CI's log shows what was checked."""
+    with capsys.disabled():
+        for line in lines:
+            print(f"\n  logger package: {line}", end="")
+        print()
+
+
 def run(*args: str | Path, cwd: Path, timeout: int = TIMEOUT) -> str:
     done = subprocess.run(
         [str(a) for a in args],
@@ -105,7 +113,9 @@ def tar_files(tgz: Path, prefix: str) -> dict[str, tarfile.TarInfo | bytes]:
     return found
 
 
-def test_wheel_and_npm_carry_the_same_logger_files(built: dict[str, Any]) -> None:
+def test_wheel_and_npm_carry_the_same_logger_files(
+    built: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     source = {name: (LOGGER_DIR / name).read_bytes() for name in LOGGER_FILES}
     in_wheel = wheel_logger_files(built["wheel"])
     in_npm = tar_files(built["npm"], "package/")
@@ -114,9 +124,10 @@ def test_wheel_and_npm_carry_the_same_logger_files(built: dict[str, Any]) -> Non
     for name in LOGGER_FILES:
         assert in_wheel[name] == source[name], f"{name} in the wheel differs from static/js/"
         assert in_npm[name] == source[name], f"{name} in the npm tarball differs from static/js/"
-    print(
-        f"\n{built['wheel'].name} and {built['npm'].name}: {len(LOGGER_FILES)} identical Logger"
-        f" files ({', '.join(LOGGER_FILES)}, {sum(map(len, source.values()))} bytes)"
+    say(
+        capsys,
+        f"{built['wheel'].name} and {built['npm'].name} carry {len(LOGGER_FILES)} identical"
+        f" Logger files ({', '.join(LOGGER_FILES)}; {sum(map(len, source.values()))} bytes)",
     )
 
 
@@ -128,7 +139,9 @@ def test_sdist_carries_the_logger_as_files_not_a_symlink(built: dict[str, Any]) 
         assert found.get(name) == (LOGGER_DIR / name).read_bytes(), f"{name} in {sdist.name}"
 
 
-def test_npm_package_has_no_dependencies_and_its_licence(built: dict[str, Any]) -> None:
+def test_npm_package_has_no_dependencies_and_its_licence(
+    built: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = json.loads((LOGGER_DIR / "package.json").read_text())
     assert "private" not in manifest
     assert not manifest.get("dependencies")
@@ -138,7 +151,12 @@ def test_npm_package_has_no_dependencies_and_its_licence(built: dict[str, Any]) 
     if (ROOT / "LICENSE").exists():
         assert licence == (ROOT / "LICENSE").read_text(), "static/js/LICENSE differs from LICENSE"
     info = built["npm_info"]
-    print(f"\n{info['filename']}: {info['size']} bytes packed, {info['unpackedSize']} unpacked")
+    files = ", ".join(sorted(f["path"] for f in info["files"]))
+    say(
+        capsys,
+        f"{info['filename']}: {info['size']} bytes packed, {info['unpackedSize']} unpacked,"
+        f" no dependencies; {files}",
+    )
 
 
 INSTALLED_CHECK = """
@@ -169,7 +187,9 @@ console.log(`import: ${event.event_type} sent, ${JSON.stringify(logger.stats())}
 """
 
 
-def test_npm_tarball_installs_alone_and_require_and_import_work(built: dict[str, Any]) -> None:
+def test_npm_tarball_installs_alone_and_require_and_import_work(
+    built: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     """Installed into an empty folder, offline: nothing but the package lands in node_modules;
     a Logger made through require() and through import sends, stops, and node exits."""
     app = built["tmp"] / "empty-app"
@@ -183,7 +203,11 @@ def test_npm_tarball_installs_alone_and_require_and_import_work(built: dict[str,
     assert "require: from_require sent" in out
     out += run("node", "--input-type=module", "-e", INSTALLED_IMPORT, cwd=app, timeout=30)
     assert "import: from_import sent" in out
-    print(f"\ninstalled {built['npm'].name} alone into an empty folder:\n{out}", end="")
+    say(
+        capsys,
+        f"{built['npm'].name} installed alone into an empty folder (offline):",
+        *out.splitlines(),
+    )
 
 
 @pytest.mark.parametrize("name", ["logger.js", "logger.min.js", "logger.min.js.map", "logger.mjs"])
