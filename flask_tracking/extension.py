@@ -102,7 +102,7 @@ class Tracking:
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )
         setup_forwarding(app, config, store)
-        app.register_blueprint(make_blueprint(), url_prefix=config.url_prefix)
+        app.register_blueprint(make_blueprint(config.url_prefix), url_prefix=config.url_prefix)
         app.cli.add_command(cli)
         app.jinja_env.globals["tracking_script"] = tracking_script
 

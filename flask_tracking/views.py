@@ -192,9 +192,17 @@ def ready() -> Response:
     return jsonify(status="ok")
 
 
-def make_blueprint() -> Blueprint:
-    """The ``tracking`` blueprint: the ingest endpoints, health, and the Logger's files."""
-    bp = Blueprint("tracking", __name__, static_folder="static")
+#: Where the Logger's files are served under ``TRACKING_URL_PREFIX = "/"``: ``/static``
+#: is the app's own static route there (it would shadow the blueprint's), so they stay
+#: where the default prefix puts them (no word that ad-block lists match).
+ROOT_PREFIX_STATIC = "/activity/static"
+
+
+def make_blueprint(url_prefix: str) -> Blueprint:
+    """The ``tracking`` blueprint: the ingest endpoints, health, and the Logger's files
+    (``<url_prefix>/static/js/logger.js``; ``/activity/static/js/...`` at the root)."""
+    static_url_path = ROOT_PREFIX_STATIC if url_prefix.strip("/") == "" else "/static"
+    bp = Blueprint("tracking", __name__, static_folder="static", static_url_path=static_url_path)
     bp.add_url_rule("/events", view_func=events, methods=["GET", "POST"])
     bp.add_url_rule("/event", view_func=event, methods=["GET", "POST"])
     bp.add_url_rule("/health", view_func=health, methods=["GET"])

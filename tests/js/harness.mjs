@@ -1,7 +1,7 @@
 // Test doubles for the Logger unit tests (not a test file itself): a fake
 // clock with a timer queue that only moves when told to, a scripted fake
 // fetch, an in-memory localStorage and a window-like EventTarget.
-import { createLogger } from "../../flask_tracking/static/js/logger.mjs";
+import { createLogger } from "../../static/js/logger.mjs";
 
 export { createLogger };
 

@@ -1,17 +1,20 @@
-// The three ways to load logger.js: classic <script>, ES module, CommonJS.
+// The ways to load the Logger: logger.js as a classic <script> or under
+// CommonJS, logger.mjs (built from logger.js) as an ES module.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import vm from "node:vm";
 import { fakeClock, fakeNet, MemoryStorage, settle } from "./harness.mjs";
-import * as wrapper from "../../flask_tracking/static/js/logger.mjs";
+import * as wrapper from "../../static/js/logger.mjs";
 
-const file = new URL("../../flask_tracking/static/js/logger.js", import.meta.url);
+const file = new URL("../../static/js/logger.js", import.meta.url);
 const src = readFileSync(file, "utf8");
-const dts = readFileSync(new URL("../../flask_tracking/static/js/logger.d.ts", import.meta.url), "utf8");
+const dts = readFileSync(new URL("../../static/js/logger.d.ts", import.meta.url), "utf8");
 
 /** A browser-like global running logger.js as a classic script. */
-function page(dataset) {
+const minified = readFileSync(new URL("../../static/js/logger.min.js", import.meta.url), "utf8");
+
+function page(dataset, prefix = "", code = src) {
   const clock = fakeClock();
   const net = fakeNet();
   const doc = new EventTarget();
@@ -30,12 +33,13 @@ function page(dataset) {
     crypto: globalThis.crypto,
     EventTarget,
     Event,
+    AbortController,
   });
   ctx.window = ctx;
   const t = new EventTarget();
   ctx.addEventListener = t.addEventListener.bind(t);
   ctx.dispatchEvent = t.dispatchEvent.bind(t);
-  const run = () => vm.runInContext(src, ctx, { filename: "logger.js" });
+  const run = () => vm.runInContext(prefix + code, ctx, { filename: "logger.js" });
   run();
   return { ctx, clock, net, run };
 }
@@ -43,7 +47,7 @@ function page(dataset) {
 test("classic script: window.Logger with the tag's data-endpoint, and log_event", async () => {
   const { ctx, clock, net } = page({ endpoint: "/x/activity/events" });
   assert.equal(typeof ctx.Logger.log, "function");
-  assert.equal(typeof ctx.FlaskTrackingLogger, "function");
+  assert.equal(ctx.FlaskTrackingLogger, undefined, "no global beyond Logger and log_event");
   ctx.log_event("play_video", { id: "v" });
   await clock.advance(2000);
   assert.equal(net.calls.length, 1);
@@ -63,6 +67,20 @@ test("no data-endpoint (or module mode, no currentScript): the default URL", asy
   }
 });
 
+test("logger.min.js works as the classic script does, and names its source map", async () => {
+  const { ctx, clock, net } = page({ endpoint: "/min/events" }, "", minified);
+  ctx.log_event("seq_next", { old: 1, new: 2, id: "s" });
+  await clock.advance(2000);
+  assert.equal(net.calls[0].url, "/min/events");
+  assert.equal(net.calls[0].body.events[0].event_type, "seq_next");
+  await settle();
+  assert.equal(ctx.Logger.stats().sent, 1);
+  assert.match(minified, /\n\/\/# sourceMappingURL=logger\.min\.js\.map$/);
+  const map = JSON.parse(readFileSync(new URL("../../static/js/logger.min.js.map", import.meta.url), "utf8"));
+  assert.equal(map.file, "logger.min.js");
+  assert.deepEqual(map.sources, ["logger.js"]);
+});
+
 test("loading twice keeps one Logger", () => {
   const { ctx, run } = page({ endpoint: "/a" });
   const first = ctx.Logger;
@@ -70,15 +88,19 @@ test("loading twice keeps one Logger", () => {
   assert.equal(ctx.Logger, first);
 });
 
-test("logger.js is a classic script: no import/export", () => {
+test("logger.js is a classic script: no import/export, and strict-mode clean", async () => {
   assert.doesNotThrow(() => new vm.Script(src));
   assert.doesNotMatch(src, /^\s*(import|export)\s/m);
-  assert.match(src, /'use strict'/);
+  // Run as strict code in a page: a sloppy-only construct would throw here.
+  const { ctx, clock, net } = page({ endpoint: "/strict" }, '"use strict";');
+  ctx.Logger.log("e");
+  await clock.advance(2000);
+  assert.equal(net.calls.at(-1).url, "/strict");
 });
 
-test("ES module wrapper exports", async () => {
+test("ES module exports, and the package name resolves to the same module", async () => {
   assert.equal(typeof wrapper.createLogger, "function");
-  assert.equal(wrapper.createLogger, globalThis.FlaskTrackingLogger);
+  assert.equal(globalThis.FlaskTrackingLogger, undefined);
   assert.equal(wrapper.default, undefined, "no page, no window.Logger in node");
   assert.equal(wrapper.Logger, undefined);
   const pkg = await import("flask-tracking-logger");

@@ -1,4 +1,4 @@
-// Type declarations of the flask-tracking browser Logger (logger.js / logger.mjs).
+// Type declarations of the flask-tracking browser Logger (logger.js, logger.mjs, logger.min.js).
 // Documentation: docs/logger.md.
 
 /** One event as it is queued, stored in localStorage and sent on the wire. */
@@ -205,6 +205,15 @@ export interface Logger {
   configure(options: LoggerOptions): Logger;
   stats(): LoggerStats;
   /**
+   * Ends this Logger: clears its timers (batch wait, backoff, heartbeat) and
+   * removes its page listeners, so a Node process can exit and a single-page
+   * app can drop it on a route change. It sends nothing more; a request in
+   * flight still settles its events, and the events still queued stay in
+   * storage for the next Logger on it. Instrumentations are not ended: call
+   * their destroy(). Calling it twice is harmless.
+   */
+  stop(): void;
+  /**
    * Instruments an HTML5 video element or a ready YouTube IFrame API player:
    * load_video, play_video, pause_video, seek_video, speed_change_video, stop_video.
    */
@@ -233,6 +242,5 @@ declare global {
     Logger: Logger;
     /** edX's alias: Logger.log(eventType, data). */
     log_event(eventType: string, data?: unknown): Promise<LoggedEvent>;
-    FlaskTrackingLogger: typeof createLogger;
   }
 }
