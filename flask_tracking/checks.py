@@ -54,14 +54,15 @@ def boolean(key: str, value: Any) -> bool:
     )
 
 
-def integer(key: str, value: Any, *, minimum: int = 0, example: int = 1) -> int:
+def integer(key: str, value: Any, *, minimum: int = 0, example: int = 1, unit: str = "") -> int:
     """A whole number (not a bool, not a string) of at least ``minimum``."""
+    what = f"a whole number of {unit}" if unit else "a whole number"
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(
-            f"{key} must be a whole number, for example {key} = {example}, not {shown(value)}."
+            f"{key} must be {what}, for example {key} = {example}, not {shown(value)}."
         )
     if value < minimum:
-        raise ConfigError(f"{key} must be at least {minimum}, not {value!r}.")
+        raise ConfigError(f"{key} must be {what} >= {minimum}, not {value!r}.")
     return value
 
 

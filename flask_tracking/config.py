@@ -140,16 +140,14 @@ def load_config(app: Flask) -> TrackingConfig:
         max_request_bytes=_integer(c, "TRACKING_MAX_REQUEST_BYTES"),
         max_batch_events=_integer(c, "TRACKING_MAX_BATCH_EVENTS"),
         rate_limit=_parse_rate(c["TRACKING_RATE_LIMIT"]),
-        db_timeout=checks.seconds(
-            "TRACKING_DB_TIMEOUT", c["TRACKING_DB_TIMEOUT"], positive=True, example=1.0
-        ),
+        db_timeout=_seconds(c, "TRACKING_DB_TIMEOUT", positive=True),
         redis_url=c["TRACKING_REDIS_URL"] or None,  # checked by forwarding
         # Checked by forwarding (a dict of name -> settings); None is none.
         destinations=c["TRACKING_DESTINATIONS"] if c["TRACKING_DESTINATIONS"] is not None else {},
         forward_queue=c["TRACKING_FORWARD_QUEUE"],
-        forward_job_timeout=c["TRACKING_FORWARD_JOB_TIMEOUT"],
-        forward_sweep_interval=c["TRACKING_FORWARD_SWEEP_INTERVAL"],
-        forward_linger=c["TRACKING_FORWARD_LINGER"],
+        forward_job_timeout=_integer(c, "TRACKING_FORWARD_JOB_TIMEOUT", minimum=1),
+        forward_sweep_interval=_seconds(c, "TRACKING_FORWARD_SWEEP_INTERVAL"),
+        forward_linger=_seconds(c, "TRACKING_FORWARD_LINGER"),
         echo_sql=checks.boolean("TRACKING_ECHO_SQL", c["TRACKING_ECHO_SQL"]),
         spool_file=spool or os.path.join(app.instance_path, "tracking-spool.jsonl"),
         max_client_delay=_integer(c, "TRACKING_MAX_CLIENT_DELAY"),
@@ -162,9 +160,26 @@ def _default_database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "tracking.db")
 
 
-def _integer(c: Any, key: str) -> int:
-    """A whole number >= 0 (its default as the example)."""
-    return checks.integer(key, c[key], minimum=0, example=DEFAULTS[key])
+#: The unit of each whole-number key, for its message.
+_UNITS = {
+    "TRACKING_MAX_EVENT_BYTES": "bytes",
+    "TRACKING_MAX_REQUEST_BYTES": "bytes",
+    "TRACKING_MAX_BATCH_EVENTS": "events",
+    "TRACKING_MAX_CLIENT_DELAY": "seconds",
+    "TRACKING_MAX_FAILED_EVENTS": "rows",
+    "TRACKING_FORWARD_JOB_TIMEOUT": "seconds",
+    "TRACKING_TRUSTED_PROXIES": "proxies",
+}
+
+
+def _integer(c: Any, key: str, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` (its default as the example)."""
+    return checks.integer(key, c[key], minimum=minimum, example=DEFAULTS[key], unit=_UNITS[key])
+
+
+def _seconds(c: Any, key: str, positive: bool = False) -> float:
+    """A number of seconds (its default as the example)."""
+    return checks.seconds(key, c[key], positive=positive, example=DEFAULTS[key])
 
 
 def _parse_rate(value: Any) -> tuple[int, int] | None:

@@ -84,7 +84,13 @@ def _missing_driver(url: URL, shown: str, exc: ImportError) -> str:
 
 def _check_sqlite_folder(url: URL, shown: str) -> None:
     database = url.database
-    if not database or database == ":memory:" or url.query.get("uri") in ("true", "1"):
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        raise ConfigError(
+            f"{KEY} is an in-memory SQLite database, {shown!r}, which every connection and"
+            " thread of the store would see empty: use a file, for example"
+            " 'sqlite:///tracking.db' (a temporary folder in tests)."
+        )
+    if url.query.get("uri") in ("true", "1"):
         return
     folder = os.path.dirname(os.path.abspath(database))
     if not os.path.isdir(folder):
