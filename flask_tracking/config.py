@@ -136,9 +136,9 @@ def load_config(app: Flask) -> TrackingConfig:
                 example="https://app.example",
             )
         ),
-        max_event_bytes=_integer(c, "TRACKING_MAX_EVENT_BYTES"),
-        max_request_bytes=_integer(c, "TRACKING_MAX_REQUEST_BYTES"),
-        max_batch_events=_integer(c, "TRACKING_MAX_BATCH_EVENTS"),
+        max_event_bytes=_integer(c, "TRACKING_MAX_EVENT_BYTES", minimum=1),
+        max_request_bytes=_integer(c, "TRACKING_MAX_REQUEST_BYTES", minimum=1),
+        max_batch_events=_integer(c, "TRACKING_MAX_BATCH_EVENTS", minimum=1),
         rate_limit=_parse_rate(c["TRACKING_RATE_LIMIT"]),
         db_timeout=_seconds(c, "TRACKING_DB_TIMEOUT", positive=True),
         redis_url=c["TRACKING_REDIS_URL"] or None,  # checked by forwarding

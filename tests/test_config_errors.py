@@ -206,6 +206,19 @@ def test_integer_keys_refuse_negative_numbers(tmp_path: Path, key: str) -> None:
     refused(tmp_path, key, -1)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "TRACKING_MAX_EVENT_BYTES",
+        "TRACKING_MAX_REQUEST_BYTES",
+        "TRACKING_MAX_BATCH_EVENTS",
+        "TRACKING_FORWARD_JOB_TIMEOUT",
+    ],
+)
+def test_limits_that_would_refuse_everything_refuse_zero(tmp_path: Path, key: str) -> None:
+    assert ">= 1, not 0." in refused(tmp_path, key, 0)
+
+
 @pytest.mark.parametrize("key", SECONDS_KEYS)
 @pytest.mark.parametrize("given", ["1", True, None, float("nan")])
 def test_seconds_keys_refuse_other_types(tmp_path: Path, key: str, given: Any) -> None:
