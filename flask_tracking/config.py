@@ -1,7 +1,9 @@
 """``TRACKING_*`` configuration: defaults, validation, read once at ``init_app``.
 
 Every key is documented in ``docs/config.md``. A bad value fails at startup with a
-message that says how to fix it.
+``ConfigError`` that names the key and says how to fix it (the readers are in
+``checks``, the database URL's checks in ``database_url``); every key that
+flask-tracking reads must be in :data:`DEFAULTS`, or it is warned about as unknown.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class TrackingConfig:
     db_timeout: float
     redis_url: str | None
     destinations: dict[str, Any] = field(default_factory=dict)
-    #: TRACKING_FORWARD_*: checked by flask_tracking.forwarding (ConfigError there).
+    #: TRACKING_FORWARD_*: types checked here; the queue name and ranges by forwarding.
     forward_queue: Any = "tracking-forward"
     forward_job_timeout: Any = 60
     forward_sweep_interval: Any = 10.0
