@@ -296,7 +296,7 @@ def run_flask(tmp_path: Path, bad: Any, *args: str) -> subprocess.CompletedProce
 
 @pytest.mark.parametrize("args", [["stats"], ["init-db"], ["--help"], ["export", "--since", "7d"]])
 def test_a_config_error_while_flask_loads_the_app_is_one_line(
-    sqlite_url: str, tmp_path: Path, args: list[str]
+    tmp_path: Path, args: list[str]
 ) -> None:
     result = run_flask(tmp_path, "maybe", *args)
     assert result.returncode == 1, result.stderr
