@@ -1,31 +1,82 @@
-"""``flask tracking ...`` commands; each a thin wrapper over a library function."""
+"""``flask tracking ...`` commands; each a thin wrapper over a library function.
+
+Errors a user can fix are one ``Error: ...`` line (a ``click.ClickException``), never a
+traceback: a ``ConfigError`` (itself a ``ClickException``), tables that do not exist yet,
+a database that cannot be reached. Times are read by :mod:`.timespec`.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .forwarding.cli import forward_command, worker_command
-from .logformat import parse_time
-from .state import get_state
+from .models import metadata
+from .state import TrackingState, get_state
+from .stats import Stats, collect
+from .timespec import WHEN, check_window
 from .tracking_logs import export_lines, import_lines, read_lines
 
-cli = AppGroup("tracking", help="Event tracking: tables, tracking-log import and export.")
+cli = AppGroup(
+    "tracking",
+    help="""Event tracking (flask-tracking): the tracking tables, edX tracking logs in and
+    out, what is stored, and forwarding to other services.
+
+    \b
+    Start with `init-db` (creates the tables), then `stats` (what is stored).
+    Times (--since, --until) are ISO dates (2026-11-30, midnight UTC), ISO times
+    (2026-11-30T08:00, UTC if no zone) or spans back from now (30m, 24h, 7d).
+    """,
+    short_help="Event tracking: tables, logs, stats, forwarding.",
+)
 cli.add_command(worker_command)
 cli.add_command(forward_command)
 
 
-def _when(value: str | None) -> datetime | None:
-    return parse_time(value) if value else None
+def database_name(state: TrackingState) -> str:
+    """The URL of the app's tracking database, its password hidden."""
+    return state.engine.url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def database_errors(state: TrackingState) -> Iterator[None]:
+    """A database that cannot be reached, or tables not created yet: one line, the fix."""
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:200]
+        if "no such table" in reason or "does not exist" in reason:
+            hint = "create the tables with `flask tracking init-db`"
+        else:
+            hint = "check that the database is running and that TRACKING_DATABASE_URL points to it"
+        raise click.ClickException(
+            f"The tracking database {database_name(state)} answered: {reason}. To fix it, {hint}."
+        ) from None
 
 
 @cli.command("init-db")
 def init_db_command() -> None:
-    """Create the tracking tables (safe to run again)."""
-    get_state().store.create_all()
-    click.echo("tracking tables ready")
+    """Create the tracking tables that do not exist yet (safe to run again)."""
+    state = get_state()
+    ours = [table.name for table in metadata.sorted_tables]
+    with database_errors(state):
+        before = set(inspect(state.engine).get_table_names())
+        state.store.create_all()
+        after = set(inspect(state.engine).get_table_names())
+    created = [name for name in ours if name in after - before]
+    kept = [name for name in ours if name in before]
+    click.echo(f"database: {database_name(state)}")
+    click.echo(f"created: {', '.join(created) if created else 'nothing (all tables exist)'}")
+    if kept:
+        click.echo(f"already there: {', '.join(kept)}")
 
 
 @cli.command("import")
@@ -33,36 +84,100 @@ def init_db_command() -> None:
 def import_command(files: tuple[str, ...]) -> None:
     """Import edX tracking logs (JSON lines, gzip too). Broken lines go to the failed table."""
     state = get_state()
-    state.store.create_all()
-    summary = import_lines(state.tracker, read_lines(files))
+    with database_errors(state):
+        state.store.create_all()
+        summary = import_lines(state.tracker, read_lines(files))
     click.echo(str(summary))
 
 
 @cli.command("export")
-@click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
-@click.option("--until", help="Only events before this time.")
+@click.option("--since", type=WHEN, help="Only events at or after this time.")
+@click.option("--until", type=WHEN, help="Only events before this time.")
 @click.option("--event-type", help="Only events of this type.")
 @click.option("--course-id", help="Only events of this course.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
 def export_command(
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     event_type: str | None,
     course_id: str | None,
     output: str | None,
 ) -> None:
     """Write stored events as edX tracking-log JSON lines."""
+    check_window(since, until)
     state = get_state()
-    with click.open_file(output or "-", "w", encoding="utf-8") as out:
+    with database_errors(state), click.open_file(output or "-", "w", encoding="utf-8") as out:
         count = export_lines(
             state.engine,
             out,
-            since=_when(since),
-            until=_when(until),
+            since=since,
+            until=until,
             event_type=event_type,
             course_id=course_id,
         )
     click.echo(f"exported={count}", err=True)
+
+
+@cli.command("stats")
+@click.option("--since", type=WHEN, help="Only events at or after this time (e.g. 7d).")
+@click.option("--until", type=WHEN, help="Only events before this time.")
+@click.option("--top", default=20, show_default=True, help="Rows per list (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+def stats_command(since: datetime | None, until: datetime | None, top: int, as_json: bool) -> None:
+    """Count what is stored: events by source, type and day, unknown types, failed
+    events by reason, pending and failed deliveries per destination."""
+    check_window(since, until)
+    state = get_state()
+    with database_errors(state):
+        stats = collect(state.engine, since, until)
+    if as_json:
+        data = asdict(stats)
+        data.update(since=_iso(since), until=_iso(until), database=database_name(state))
+        click.echo(json.dumps(data, indent=2))
+        return
+    for line in stats_lines(stats, database_name(state), top):
+        click.echo(line)
+
+
+def stats_lines(stats: Stats, database: str, top: int) -> Iterator[str]:
+    """The report of ``flask tracking stats``, line by line."""
+    window = f"{_iso(stats.since) or 'the first event'} to {_iso(stats.until) or 'now'}"
+    yield f"database: {database}"
+    yield f"window: {window}"
+    yield f"events: {stats.events}"
+    yield from _section("by source", stats.by_source, top)
+    yield from _section("by type", stats.by_type, top)
+    yield from _section("by day (UTC)", stats.by_day, 0)
+    yield from _section("by schema status", stats.by_schema_status, top)
+    yield from _section("unknown types (schema_status unvalidated)", stats.unknown_types, top)
+    yield f"failed events: {stats.failed}"
+    yield from _section("failed by reason", stats.failed_by_reason, top)
+    yield "deliveries now (pending, failed) per destination:"
+    if not stats.deliveries:
+        yield "  (none)"
+    width = max([len(name) for name in stats.deliveries] + [0])
+    for name, counts in stats.deliveries.items():
+        yield f"  {name:<{width}}  pending={counts['pending']}  failed={counts['failed']}"
+
+
+def _section(title: str, counts: Mapping[str, int], top: int) -> Iterator[str]:
+    yield f"{title}:"
+    if not counts:
+        yield "  (none)"
+        return
+    items = list(counts.items())
+    shown = items[:top] if top > 0 else items
+    width = max(len(label) for label, _ in shown)
+    digits = max(len(str(n)) for _, n in shown)
+    for label, n in shown:
+        yield f"  {label:<{width}}  {n:>{digits}}"
+    if len(items) > len(shown):
+        rest = sum(n for _, n in items[len(shown) :])
+        yield f"  ... {len(items) - len(shown)} more ({rest}); --top 0 shows all"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 @cli.command("drain-spool")

@@ -1,7 +1,9 @@
 """``TRACKING_*`` configuration: defaults, validation, read once at ``init_app``.
 
 Every key is documented in ``docs/config.md``. A bad value fails at startup with a
-message that says how to fix it.
+``ConfigError`` that names the key and says how to fix it (the readers are in
+``checks``, the database URL's checks in ``database_url``); every key that
+flask-tracking reads must be in :data:`DEFAULTS`, or it is warned about as unknown.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from flask import Flask
 
+from . import checks
+from .database_url import check_database_url
 from .errors import ConfigError
 
 #: Defaults for every key; ``None`` means "computed from the app" (see ``load_config``).
@@ -68,7 +72,7 @@ class TrackingConfig:
     db_timeout: float
     redis_url: str | None
     destinations: dict[str, Any] = field(default_factory=dict)
-    #: TRACKING_FORWARD_*: checked by flask_tracking.forwarding (ConfigError there).
+    #: TRACKING_FORWARD_*: types checked here; the queue name and ranges by forwarding.
     forward_queue: Any = "tracking-forward"
     forward_job_timeout: Any = 60
     forward_sweep_interval: Any = 10.0
@@ -82,12 +86,18 @@ class TrackingConfig:
 
 
 def load_config(app: Flask) -> TrackingConfig:
-    """Set defaults on ``app.config`` and read the ``TRACKING_*`` keys once."""
+    """Set defaults on ``app.config`` and read the ``TRACKING_*`` keys once.
+
+    Each key is checked: a bad value raises a ``ConfigError`` naming the key and the fix;
+    an unknown ``TRACKING_*`` key (a typo) gives a ``ConfigWarning``.
+    """
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
+    checks.warn_unknown_keys(app.config, DEFAULTS, "TRACKING_")
     c = app.config
 
-    url = c["TRACKING_DATABASE_URL"] or _default_database_url(app)
+    given_url = c["TRACKING_DATABASE_URL"]
+    url = check_database_url(given_url) if given_url else _default_database_url(app)
     hash_key = c["TRACKING_HASH_KEY"] or c.get("SECRET_KEY")
     if not hash_key:
         raise ConfigError(
@@ -95,49 +105,55 @@ def load_config(app: Flask) -> TrackingConfig:
             " and anonymous user ids (for example app.config['SECRET_KEY'] ="
             " secrets.token_hex(32))."
         )
-    policy = c["TRACKING_UNKNOWN_EVENTS"]
-    if policy not in _UNKNOWN_POLICIES:
-        raise ConfigError(f"TRACKING_UNKNOWN_EVENTS must be 'accept' or 'reject', not {policy!r}.")
-    prefix = c["TRACKING_URL_PREFIX"]
-    if not isinstance(prefix, str) or not prefix.startswith("/"):
-        raise ConfigError(f"TRACKING_URL_PREFIX must start with '/', not {prefix!r}.")
-    pattern = c["TRACKING_COURSE_URL_PATTERN"]
-    compiled = re.compile(pattern) if pattern else None
-    if compiled is not None and "course_id" not in compiled.groupindex:
+    key_name = "TRACKING_HASH_KEY" if c["TRACKING_HASH_KEY"] else "SECRET_KEY"
+    prefix = checks.text("TRACKING_URL_PREFIX", c["TRACKING_URL_PREFIX"], example="/activity")
+    if not prefix.startswith("/"):
         raise ConfigError(
-            "TRACKING_COURSE_URL_PATTERN must have a named group 'course_id',"
-            r" for example r'/courses/(?P<course_id>[^/]+)'."
+            f"TRACKING_URL_PREFIX must start with '/', for example '/activity' (or '/' for"
+            f" edX's /event), not {prefix!r}."
         )
-    origins = c["TRACKING_ALLOWED_ORIGINS"]
-    if isinstance(origins, str):
-        origins = [o.strip() for o in origins.split(",") if o.strip()]
+    spool = checks.optional_path("TRACKING_SPOOL_FILE", c["TRACKING_SPOOL_FILE"])
 
     return TrackingConfig(
         database_url=url,
         url_prefix=prefix.rstrip("/") or "/",
-        unknown_events=policy,
-        anonymize=bool(c["TRACKING_ANONYMIZE"]),
-        hash_key=hash_key.encode() if isinstance(hash_key, str) else bytes(hash_key),
-        trusted_proxies=_non_negative_int(c, "TRACKING_TRUSTED_PROXIES"),
-        course_url_pattern=compiled,
-        log_file=c["TRACKING_LOG_FILE"] or None,
-        allowed_origins=tuple(o.rstrip("/") for o in origins),
-        max_event_bytes=_non_negative_int(c, "TRACKING_MAX_EVENT_BYTES"),
-        max_request_bytes=_non_negative_int(c, "TRACKING_MAX_REQUEST_BYTES"),
-        max_batch_events=_non_negative_int(c, "TRACKING_MAX_BATCH_EVENTS"),
+        unknown_events=checks.choice(
+            "TRACKING_UNKNOWN_EVENTS", c["TRACKING_UNKNOWN_EVENTS"], _UNKNOWN_POLICIES
+        ),
+        anonymize=checks.boolean("TRACKING_ANONYMIZE", c["TRACKING_ANONYMIZE"]),
+        hash_key=checks.secret(key_name, hash_key),
+        trusted_proxies=_integer(c, "TRACKING_TRUSTED_PROXIES"),
+        course_url_pattern=checks.pattern(
+            "TRACKING_COURSE_URL_PATTERN",
+            c["TRACKING_COURSE_URL_PATTERN"],
+            group="course_id",
+            example=DEFAULTS["TRACKING_COURSE_URL_PATTERN"],
+        ),
+        log_file=checks.optional_path("TRACKING_LOG_FILE", c["TRACKING_LOG_FILE"]),
+        allowed_origins=tuple(
+            o.rstrip("/")
+            for o in checks.string_list(
+                "TRACKING_ALLOWED_ORIGINS",
+                c["TRACKING_ALLOWED_ORIGINS"],
+                example="https://app.example",
+            )
+        ),
+        max_event_bytes=_integer(c, "TRACKING_MAX_EVENT_BYTES", minimum=1),
+        max_request_bytes=_integer(c, "TRACKING_MAX_REQUEST_BYTES", minimum=1),
+        max_batch_events=_integer(c, "TRACKING_MAX_BATCH_EVENTS", minimum=1),
         rate_limit=_parse_rate(c["TRACKING_RATE_LIMIT"]),
-        db_timeout=float(c["TRACKING_DB_TIMEOUT"]),
-        redis_url=c["TRACKING_REDIS_URL"] or None,
-        destinations=c["TRACKING_DESTINATIONS"] or {},  # checked by forwarding
+        db_timeout=_seconds(c, "TRACKING_DB_TIMEOUT", positive=True),
+        redis_url=c["TRACKING_REDIS_URL"] or None,  # checked by forwarding
+        # Checked by forwarding (a dict of name -> settings); None is none.
+        destinations=c["TRACKING_DESTINATIONS"] if c["TRACKING_DESTINATIONS"] is not None else {},
         forward_queue=c["TRACKING_FORWARD_QUEUE"],
-        forward_job_timeout=c["TRACKING_FORWARD_JOB_TIMEOUT"],
-        forward_sweep_interval=c["TRACKING_FORWARD_SWEEP_INTERVAL"],
-        forward_linger=c["TRACKING_FORWARD_LINGER"],
-        echo_sql=bool(c["TRACKING_ECHO_SQL"]),
-        spool_file=c["TRACKING_SPOOL_FILE"]
-        or os.path.join(app.instance_path, "tracking-spool.jsonl"),
-        max_client_delay=_non_negative_int(c, "TRACKING_MAX_CLIENT_DELAY"),
-        max_failed_events=_non_negative_int(c, "TRACKING_MAX_FAILED_EVENTS"),
+        forward_job_timeout=_integer(c, "TRACKING_FORWARD_JOB_TIMEOUT", minimum=1),
+        forward_sweep_interval=_seconds(c, "TRACKING_FORWARD_SWEEP_INTERVAL"),
+        forward_linger=_seconds(c, "TRACKING_FORWARD_LINGER"),
+        echo_sql=checks.boolean("TRACKING_ECHO_SQL", c["TRACKING_ECHO_SQL"]),
+        spool_file=spool or os.path.join(app.instance_path, "tracking-spool.jsonl"),
+        max_client_delay=_integer(c, "TRACKING_MAX_CLIENT_DELAY"),
+        max_failed_events=_integer(c, "TRACKING_MAX_FAILED_EVENTS"),
     )
 
 
@@ -146,20 +162,35 @@ def _default_database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "tracking.db")
 
 
-def _non_negative_int(c: Any, key: str) -> int:
-    value = c[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{key} must be a non-negative integer, not {value!r}.")
-    return value
+#: The unit of each whole-number key, for its message.
+_UNITS = {
+    "TRACKING_MAX_EVENT_BYTES": "bytes",
+    "TRACKING_MAX_REQUEST_BYTES": "bytes",
+    "TRACKING_MAX_BATCH_EVENTS": "events",
+    "TRACKING_MAX_CLIENT_DELAY": "seconds",
+    "TRACKING_MAX_FAILED_EVENTS": "rows",
+    "TRACKING_FORWARD_JOB_TIMEOUT": "seconds",
+    "TRACKING_TRUSTED_PROXIES": "proxies",
+}
+
+
+def _integer(c: Any, key: str, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` (its default as the example)."""
+    return checks.integer(key, c[key], minimum=minimum, example=DEFAULTS[key], unit=_UNITS[key])
+
+
+def _seconds(c: Any, key: str, positive: bool = False) -> float:
+    """A number of seconds (its default as the example)."""
+    return checks.seconds(key, c[key], positive=positive, example=DEFAULTS[key])
 
 
 def _parse_rate(value: Any) -> tuple[int, int] | None:
     if value in (None, "", 0, False):
         return None
-    match = _RATE.match(str(value))
+    match = _RATE.match(value) if isinstance(value, str) else None
     if not match:
         raise ConfigError(
-            f"TRACKING_RATE_LIMIT must look like '600/minute' (or None to turn it off),"
-            f" not {value!r}."
+            "TRACKING_RATE_LIMIT must look like '600/minute' (a number, then /second,"
+            f" /minute or /hour), or None to turn it off; not {checks.shown(value)}."
         )
     return int(match.group(1)), _PER[match.group(2)]

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 
 class TrackingError(Exception):
     """Base class of every error raised by flask-tracking."""
 
 
-class ConfigError(TrackingError):
-    """A ``TRACKING_*`` setting is missing or wrong; the message says the fix."""
+class ConfigError(TrackingError, click.ClickException):
+    """A ``TRACKING_*`` setting is missing or wrong; the message names the key and says
+    the fix.
+
+    Also a :class:`click.ClickException`: raised while ``flask ...`` loads the app (a
+    ``create_app`` calling ``Tracking(app)``) or runs a command, it is printed as one
+    ``Error: ...`` line with exit status 1, not as a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
+
+
+class ConfigWarning(UserWarning):
+    """A ``TRACKING_*`` key that flask-tracking does not know (a typo, most likely)."""
 
 
 class EventRejected(TrackingError):

@@ -7,6 +7,7 @@ lines after it; an outage mid-drain keeps the rest for the next drain.
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,11 +27,20 @@ from flask_tracking.spool import Spool
 SHOW = {"problem_id": "p1"}
 
 
+def started_then_gone(app: Flask, folder: Path) -> Tracking:
+    """``Tracking(app)`` on a SQLite file in ``folder``, then the folder taken away: the
+    database is down after startup (a missing folder at startup is a ConfigError)."""
+    folder.mkdir()
+    tracking = Tracking(app)
+    shutil.rmtree(folder)
+    return tracking
+
+
 def test_events_emitted_while_the_database_is_down_are_stored_later(tmp_path: Path) -> None:
     missing = tmp_path / "not-yet"
     app = Flask("spool", instance_path=str(tmp_path / "instance"))
     app.config.update(SECRET_KEY="k", TRACKING_DATABASE_URL=f"sqlite:///{missing / 'tracking.db'}")
-    tracking = Tracking(app)
+    tracking = started_then_gone(app, missing)
     with app.app_context():
         first = tracking.emit("showanswer", SHOW)
         second = tracking.emit("showanswer", SHOW)
@@ -54,7 +64,7 @@ def test_drain_spool_command_stores_nothing_twice(tmp_path: Path) -> None:
     missing = tmp_path / "db"
     app = Flask("spool", instance_path=str(tmp_path / "instance"))
     app.config.update(SECRET_KEY="k", TRACKING_DATABASE_URL=f"sqlite:///{missing / 't.db'}")
-    tracking = Tracking(app)
+    tracking = started_then_gone(app, missing)
     with app.app_context():
         tracking.emit("showanswer", SHOW)
     missing.mkdir()
@@ -148,7 +158,9 @@ def test_an_outage_mid_drain_keeps_the_rest_and_the_next_drain_resumes(
     app.config.update(
         SECRET_KEY="k", TRACKING_DATABASE_URL=f"sqlite:///{tmp_path / 'gone' / 'x.db'}"
     )
+    (tmp_path / "gone").mkdir()  # a missing folder at startup is a ConfigError
     down = _pipeline(app)
+    shutil.rmtree(tmp_path / "gone")
 
     with pytest.raises(StoreUnavailable) as raised:
         spool.drain(Flaky(store, down), chunk=2)
