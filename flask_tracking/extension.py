@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, Select
 
 from .backends import JsonLinesBackend
+from .catalog.api import EventTypes
 from .cli import cli
 from .config import load_config
 from .engine import make_engine
@@ -38,7 +39,7 @@ from .views import make_blueprint
 NODE_FIELDS = ("course_slug", "course_run", "module_id", "section_id", "unit_id", "page_url")
 
 
-class Tracking:
+class Tracking(EventTypes):
     """Learning-event tracking for a Flask app.
 
     ``Tracking(app)`` or ``tracking = Tracking(); tracking.init_app(app)``. Settings are
@@ -65,6 +66,7 @@ class Tracking:
         self.backends: list[Backend] = list(backends)
         self._identity_loader: IdentityLoader | None = None
         self._session_id_loader: SessionIdLoader | None = None
+        EventTypes.__init__(self)
         if app is not None:
             self.init_app(app)
 
@@ -94,6 +96,7 @@ class Tracking:
             spool=Spool(config.spool_file),
             max_event_bytes=config.max_event_bytes,
             max_failed_rows=config.max_failed_events,
+            types=self.types,
         )
         tracker = Tracker(pipeline, request_info=info)
         allowed_origins(config.allowed_origins)  # a bad entry fails here, at startup
