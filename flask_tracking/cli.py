@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 from flask.cli import AppGroup
 
+from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .logformat import parse_time
 from .state import get_state
@@ -15,6 +16,7 @@ from .tracking_logs import export_lines, import_lines, read_lines
 cli = AppGroup("tracking", help="Event tracking: tables, tracking-log import and export.")
 cli.add_command(worker_command)
 cli.add_command(forward_command)
+cli.add_command(catalog_command)
 
 
 def _when(value: str | None) -> datetime | None:
@@ -24,7 +26,7 @@ def _when(value: str | None) -> datetime | None:
 @cli.command("init-db")
 def init_db_command() -> None:
     """Create the tracking tables (safe to run again)."""
-    get_state().store.create_all()
+    init_catalog(get_state())
     click.echo("tracking tables ready")
 
 
@@ -44,12 +46,14 @@ def import_command(files: tuple[str, ...]) -> None:
 @click.option("--event-type", help="Only events of this type.")
 @click.option("--course-id", help="Only events of this course.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+@click.option("--with-catalog", type=click.Path(file_okay=False), help="Write the catalog here.")
 def export_command(
     since: str | None,
     until: str | None,
     event_type: str | None,
     course_id: str | None,
     output: str | None,
+    with_catalog: str | None,
 ) -> None:
     """Write stored events as edX tracking-log JSON lines."""
     state = get_state()
@@ -63,6 +67,8 @@ def export_command(
             course_id=course_id,
         )
     click.echo(f"exported={count}", err=True)
+    if with_catalog:
+        export_catalog(state, with_catalog)
 
 
 @cli.command("drain-spool")

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, Select
 
 from .backends import JsonLinesBackend
 from .catalog.api import EventTypes
+from .catalog.cli import init_catalog
+from .catalog.views import add_catalog_views
 from .cli import cli
 from .config import load_config
 from .engine import make_engine
@@ -105,7 +107,9 @@ class Tracking(EventTypes):
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )
         setup_forwarding(app, config, store)
-        app.register_blueprint(make_blueprint(), url_prefix=config.url_prefix)
+        blueprint = make_blueprint()
+        add_catalog_views(blueprint, self.types, self.dashboard_allowed)
+        app.register_blueprint(blueprint, url_prefix=config.url_prefix)
         app.cli.add_command(cli)
         app.jinja_env.globals["tracking_script"] = tracking_script
 
@@ -125,8 +129,9 @@ class Tracking(EventTypes):
         return self.state.engine
 
     def init_db(self) -> None:
-        """Create the tracking tables that do not exist yet (idempotent)."""
-        self.state.store.create_all()
+        """Create the tracking tables that do not exist yet, and write the catalog's
+        (idempotent)."""
+        init_catalog(self.state)
 
     # -- registration -------------------------------------------------------------------
 

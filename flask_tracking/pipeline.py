@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+from .catalog.table import CatalogKeeper
 from .catalog.types import TypeRegistry
 from .engine import is_unavailable
 from .errors import EventRejected, StoreUnavailable
@@ -100,6 +101,8 @@ class Pipeline:
         self.max_event_bytes = max_event_bytes
         self.max_failed_rows = max_failed_rows
         self._failed_since_prune = 0
+        #: Keeps the ``tracking_event_types`` table current (after the first write).
+        self.catalog = CatalogKeeper(store.engine, self.types)
 
     # -- the steps ----------------------------------------------------------------------
 
@@ -112,7 +115,9 @@ class Pipeline:
         """
         source, event_type, data = event["event_source"], event["event_type"], event["event"]
         if origin == "browser":
-            refusal = server_only_reason(event_type, data)
+            refusal = server_only_reason(event_type, data) or self.types.server_only_reason(
+                event_type
+            )
             if refusal:
                 raise EventRejected({"event_type": [refusal]})
         verdict, version = self.types.check(source, event_type, data)
@@ -294,6 +299,7 @@ class Pipeline:
                 raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
             raise
         self._count_failed(len(run.rows))
+        self.catalog.keep()
         if rejected:
             self._keep_rejected(run, rejected)
         for backend in (*self.backends, *self.log_backends):

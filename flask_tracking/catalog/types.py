@@ -140,7 +140,7 @@ class TypeRegistry:
 
     def __iter__(self) -> Iterator[EventType]:
         """Every registered (source, type, version), by type, source and version."""
-        for key in sorted(self._versions):
+        for key in sorted(self._versions, key=lambda k: (k[1], k[0])):
             versions = self._versions[key]
             yield from (versions[v] for v in sorted(versions))
 
@@ -148,6 +148,13 @@ class TypeRegistry:
         return sum(len(v) for v in self._versions.values())
 
     # -- validation ---------------------------------------------------------------------
+
+    def server_only_reason(self, event_type: str) -> str | None:
+        """Why a browser may not send ``event_type``: it is registered for the server
+        only (like the built-in server events). ``None`` if it may come."""
+        if ("server", event_type) in self._newest and ("browser", event_type) not in self._newest:
+            return f"{event_type} is a server event and cannot be sent from the browser."
+        return None
 
     def check(self, source: str, event_type: str, data: Any) -> tuple[Verdict, int | None]:
         """The verdict on a decoded payload and the schema version it was checked by.
