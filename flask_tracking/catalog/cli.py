@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
 
 from ..state import TrackingState, get_state
 from .document import catalog_data, entries, find, markdown, schema_path, write_catalog
@@ -53,6 +54,7 @@ def export_catalog(state: TrackingState, directory: str) -> list[Path]:
 @click.option(
     "--sync", is_flag=True, help="Write the tracking_event_types table and its first/last seen."
 )
+@with_appcontext
 def catalog_command(
     output_format: str,
     source: str | None,

@@ -70,19 +70,31 @@ def builtin_entries() -> tuple[Entry, ...]:
 
 
 def registered_entries(types: TypeRegistry) -> list[Entry]:
-    """The app's own types, each version."""
-    return [
-        Entry(
-            t.event_type,
-            t.source,
-            t.version,
-            t.description,
-            False,
-            "object",
-            document(t.event_type, t.description, object_schema(t.schema), t.examples),
+    """The app's own types, each version (the payload may name it, see ``types.py``)."""
+    found = []
+    for t in types:
+        payload = object_schema(t.schema)
+        payload["properties"] = {**payload["properties"], VERSION_KEY: _version_property(t.version)}
+        found.append(
+            Entry(
+                t.event_type,
+                t.source,
+                t.version,
+                t.description,
+                False,
+                "object",
+                document(t.event_type, t.description, payload, t.examples),
+            )
         )
-        for t in types
-    ]
+    return found
+
+
+def _version_property(version: int) -> JsonSchema:
+    return {
+        "description": "The schema version the payload was written for (optional: the"
+        " newest applies without it).",
+        "const": version,
+    }
 
 
 def entries(types: TypeRegistry, source: str | None = None) -> list[Entry]:
@@ -122,6 +134,8 @@ def _cell(text: Any) -> str:
 
 
 def _kind(schema: JsonSchema) -> str:
+    if "const" in schema:
+        return f"`{schema['const']}`"
     kind = schema.get("type")
     if isinstance(kind, list):
         return " or ".join(k for k in kind if k != "null")
