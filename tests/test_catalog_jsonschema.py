@@ -107,6 +107,13 @@ def test_json_schemas_agree_with_marshmallow_on_changed_corpus_events() -> None:
     assert counts[False] > 100 and counts[True] > 100
 
 
+def test_every_example_passes_both_schemas() -> None:
+    for entry in builtin_entries():
+        (example,) = entry.json_schema["examples"]
+        assert check_payload(entry.source, entry.event_type, example).status == "valid", entry
+        assert VALIDATORS[entry.source, entry.event_type].is_valid(example), entry
+
+
 def test_descriptions_come_from_the_specs() -> None:
     entry = find(TypeRegistry(), "browser", "play_video")
     assert entry is not None

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from ..schemas import CATALOG
 from ..schemas.docs import render_markdown
+from ..schemas.examples import EXAMPLES
 from .convert import DRAFT, JsonSchema, document, object_schema, payload_schema
 from .types import BUILTIN_VERSION, VERSION_KEY, TypeRegistry
 
@@ -62,7 +63,12 @@ def builtin_entries() -> tuple[Entry, ...]:
             spec.description,
             True,
             spec.payload,
-            document(spec.event_type, spec.description, payload_schema(spec)),
+            document(
+                spec.event_type,
+                spec.description,
+                payload_schema(spec),
+                (EXAMPLES[spec.source, spec.event_type],),
+            ),
             spec.aliases,
         )
         for spec in CATALOG
