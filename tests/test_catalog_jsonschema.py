@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from flask_tracking.catalog import TypeRegistry
-from flask_tracking.catalog.document import builtin_entries, catalog_data, find
+from flask_tracking.catalog.document import builtin_entries, catalog_data, find, markdown
 from flask_tracking.payloads import decode_payload
 from flask_tracking.schemas import CATALOG, check_payload, spec_for
+from flask_tracking.schemas.docs import END, START
 from flask_tracking.schemas.registry import SOURCE_ALIASES
 
 from support import corpus_path
@@ -132,3 +134,10 @@ def test_catalog_data_of_one_source(source: str) -> None:
     data = catalog_data(TypeRegistry(), source)
     assert {t["source"] for t in data["types"]} == {source}
     assert all(t["version"] == 1 and t["builtin"] for t in data["types"])
+
+
+def test_docs_events_md_is_the_catalog_of_an_app_without_types_of_its_own() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "events.md").read_text("utf-8")
+    assert f"{START}\n\n{markdown(TypeRegistry())}\n{END}" in text, (
+        "run: python -m flask_tracking.schemas docs/events.md"
+    )
