@@ -129,9 +129,9 @@ class Tracking(EventTypes):
         return self.state.engine
 
     def init_db(self) -> None:
-        """Create the tracking tables that do not exist yet, and write the catalog's
-        (idempotent)."""
-        init_catalog(self.state)
+        """Create the tracking tables that do not exist yet and write the catalog's rows
+        (idempotent; ``flask tracking init-db`` also sets their first and last seen)."""
+        init_catalog(self.state, seen=False)
 
     # -- registration -------------------------------------------------------------------
 

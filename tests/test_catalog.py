@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from flask import Flask
 
 from flask_tracking import Tracking
 from flask_tracking.catalog import EventTypeError
+from flask_tracking.event import new_event
 
 from catalog_app import (
     BOOKMARK,
@@ -230,3 +233,23 @@ def test_two_apps_keep_their_types_apart(make_app: AppFactory) -> None:
     # One database: the other app stored it unvalidated, this one refused it.
     assert stored(other) == [(BOOKMARK, "server", None)]
     assert reasons(mine) == [{"event": {"url": ["Not a valid string."]}}]
+
+
+def test_events_spooled_before_versions_existed_are_stored(app: Flask) -> None:
+    now = datetime.now(UTC)
+    old_line = dict(
+        new_event(
+            event_id=str(uuid.uuid4()),
+            event_type="showanswer",
+            event_source="server",
+            time=now,
+            received_at=now,
+            event={"problem_id": "p1"},
+            event_format="object",
+            schema_status="valid",
+        )
+    )
+    del old_line["schema_version"]
+    with app.app_context():
+        app.extensions["tracking"].tracker.pipeline.store_spooled([old_line])
+    assert stored(app) == [("showanswer", "server", None)]

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from flask_tracking.catalog.table import catalog_rows, event_types_table
 from flask_tracking.schemas import CATALOG
+from flask_tracking.schemas.examples import EXAMPLES
 
 from catalog_app import BOOKMARK, ENROLL, QUIZ, make_tracking, prefix
 from support import AppFactory
@@ -160,3 +161,19 @@ def test_the_catalog_page_follows_the_staff_access_rule(make_app: AppFactory) ->
     html = page.get_data(as_text=True)
     assert ENROLL in html and "play_video" in html and "catalog.json" in html
     assert f"/catalog/browser/{QUIZ}.schema.json?version=1" in html
+
+
+def test_aliases_and_source_aliases_count_for_their_row(make_app: AppFactory) -> None:
+    app = make_app(make_tracking())
+    cli(app, "init-db")
+    check = EXAMPLES["server", "problem_check"]
+    play = EXAMPLES["browser", "play_video"]
+    with app.app_context():
+        tracker = app.extensions["tracking"].tracker
+        assert tracker.emit("save_problem_check", check, source="task") is not None
+        assert tracker.emit("play_video", play, source="mobile") is not None
+    cli(app, "catalog", "--sync")
+    rows = table(app)
+    assert rows["problem_check", "server", 1]["last_seen"] is not None
+    assert rows["play_video", "browser", 1]["last_seen"] is not None
+    assert rows["problem_check", "browser", 1]["last_seen"] is None

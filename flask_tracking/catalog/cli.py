@@ -19,12 +19,12 @@ def types_of(state: TrackingState) -> TypeRegistry:
     return state.tracker.pipeline.types
 
 
-def init_catalog(state: TrackingState) -> tuple[int, int]:
-    """Create the tables, write the catalog's rows and set their first and last seen;
-    return (rows written, rows seen)."""
+def init_catalog(state: TrackingState, *, seen: bool = True) -> tuple[int, int]:
+    """Create the tables, write the catalog's rows and (``seen``: one grouped query over
+    the events) set their first and last seen; return (rows written, rows seen)."""
     state.store.create_all()
     written = sync_catalog(state.engine, types_of(state))
-    return written, refresh_seen(state.engine)
+    return written, refresh_seen(state.engine) if seen else 0
 
 
 def export_catalog(state: TrackingState, directory: str) -> list[Path]:
