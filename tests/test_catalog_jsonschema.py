@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from marshmallow import Schema, fields, validate
 
 from flask_tracking.catalog import TypeRegistry
 from flask_tracking.catalog.document import builtin_entries, catalog_data, find, markdown
@@ -141,3 +142,72 @@ def test_docs_events_md_is_the_catalog_of_an_app_without_types_of_its_own() -> N
     assert f"{START}\n\n{markdown(TypeRegistry())}\n{END}" in text, (
         "run: python -m flask_tracking.schemas docs/events.md"
     )
+
+
+class Place(Schema):
+    name = fields.String(required=True)
+    floor = fields.Integer(strict=True, validate=validate.Range(min=0, max=99))
+
+
+class EverythingSchema(Schema):
+    """A registered schema using marshmallow's own fields."""
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    count = fields.Integer(strict=True, allow_none=True)
+    ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
+    done = fields.Boolean()
+    kind = fields.String(validate=validate.OneOf(["a", "b"]))
+    tags = fields.List(fields.String(), validate=validate.Length(max=3))
+    place = fields.Nested(Place)
+    places = fields.Nested(Place, many=True)
+    scores = fields.Dict(keys=fields.String(), values=fields.Float())
+    pair = fields.Tuple((fields.String(), fields.Integer(strict=True)))
+    when = fields.AwareDateTime(metadata={"description": "ISO 8601."})
+    anything = fields.Raw(allow_none=True)
+
+
+def test_a_registered_schema_with_marshmallows_own_fields() -> None:
+    types = TypeRegistry()
+    types.register("myapp.everything", EverythingSchema, source="both")
+    entry = find(types, "browser", "myapp.everything")
+    assert entry is not None
+    Draft202012Validator.check_schema(entry.json_schema)
+    validator = Draft202012Validator(entry.json_schema)
+    good = {
+        "title": "t",
+        "count": None,
+        "ratio": 0.5,
+        "done": True,
+        "kind": "a",
+        "tags": ["x"],
+        "place": {"name": "hall", "floor": 2},
+        "places": [{"name": "hall"}],
+        "scores": {"x": 1.5},
+        "pair": ["a", 1],
+        "anything": None,
+        "schema_version": 1,
+    }
+    bad = [
+        {},
+        {"title": ""},
+        {"title": "t" * 21},
+        {"title": "t", "count": "1"},
+        {"title": "t", "ratio": 1},
+        {"title": "t", "kind": "c"},
+        {"title": "t", "tags": ["a", "b", "c", "d"]},
+        {"title": "t", "tags": [1]},
+        {"title": "t", "place": {"floor": 1}},
+        {"title": "t", "place": {"name": "x", "floor": 100}},
+        {"title": "t", "places": {"name": "x"}},
+        {"title": "t", "scores": {"x": "high"}},
+        {"title": "t", "pair": ["a", "b"]},
+        {"title": "t", "unknown_key": 1},
+        {"title": "t", "schema_version": 2},
+    ]
+    assert types.check("browser", "myapp.everything", good)[0].status == "valid"
+    assert validator.is_valid(good)
+    for payload in bad:
+        assert types.check("browser", "myapp.everything", payload)[0].status == "invalid", payload
+        assert not validator.is_valid(payload), payload
+    assert entry.json_schema["properties"]["when"]["format"] == "date-time"
+    assert entry.json_schema["description"] == "A registered schema using marshmallow's own fields."

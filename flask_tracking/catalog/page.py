@@ -25,6 +25,7 @@ code { font-size: 90%; }
 <p>Every event type this app validates, with the JSON Schema of its payload.
 The whole catalog: <a href="{{ json_url }}">catalog.json</a>
 (<a href="{{ json_url }}?source=browser">what a browser may send</a>).</p>
+<div style="overflow-x: auto">
 <table>
 <thead><tr><th>Event type</th><th>Source</th><th>Version</th><th>Description</th>
 <th>First seen</th><th>Last seen</th><th>Schema</th></tr></thead>
@@ -40,6 +41,7 @@ The whole catalog: <a href="{{ json_url }}">catalog.json</a>
 {% endfor %}
 </tbody>
 </table>
+</div>
 </body>
 </html>
 """
