@@ -18,6 +18,7 @@ from flask.cli import AppGroup
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .models import metadata
 from .state import TrackingState, get_state
@@ -39,6 +40,7 @@ cli = AppGroup(
 )
 cli.add_command(worker_command)
 cli.add_command(forward_command)
+cli.add_command(catalog_command)
 
 
 def database_name(state: TrackingState) -> str:
@@ -69,7 +71,7 @@ def init_db_command() -> None:
     ours = [table.name for table in metadata.sorted_tables]
     with database_errors(state):
         before = set(inspect(state.engine).get_table_names())
-        state.store.create_all()
+        init_catalog(state)
         after = set(inspect(state.engine).get_table_names())
     created = [name for name in ours if name in after - before]
     kept = [name for name in ours if name in before]
@@ -96,12 +98,14 @@ def import_command(files: tuple[str, ...]) -> None:
 @click.option("--event-type", help="Only events of this type.")
 @click.option("--course-id", help="Only events of this course.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+@click.option("--with-catalog", type=click.Path(file_okay=False), help="Write the catalog here.")
 def export_command(
     since: datetime | None,
     until: datetime | None,
     event_type: str | None,
     course_id: str | None,
     output: str | None,
+    with_catalog: str | None,
 ) -> None:
     """Write stored events as edX tracking-log JSON lines."""
     check_window(since, until)
@@ -116,6 +120,8 @@ def export_command(
             course_id=course_id,
         )
     click.echo(f"exported={count}", err=True)
+    if with_catalog:
+        export_catalog(state, with_catalog)
 
 
 @cli.command("stats")

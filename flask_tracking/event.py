@@ -58,6 +58,9 @@ class Event(TypedDict):
     context: Annotated[dict[str, Any], Stored("json", line=1)]
     #: "valid" (checked by a schema) or "unvalidated" (a type without a schema).
     schema_status: Annotated[str, Stored("code")]
+    #: The version of the event type's schema the payload was validated against (``1``
+    #: for the built-in types; ``None`` for types without a schema). See docs/catalog.md.
+    schema_version: Annotated[int | None, Stored("int")]
     received_at: Annotated[datetime, Stored("time")]
     client_time: Annotated[datetime | None, Stored("time")]
     clock_skew_ms: Annotated[int | None, Stored("int")]

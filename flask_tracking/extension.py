@@ -12,6 +12,9 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, Select
 
 from .backends import JsonLinesBackend
+from .catalog.api import EventTypes
+from .catalog.cli import init_catalog
+from .catalog.views import add_catalog_views
 from .cli import cli
 from .config import load_config
 from .engine import make_engine
@@ -38,7 +41,7 @@ from .views import make_blueprint
 NODE_FIELDS = ("course_slug", "course_run", "module_id", "section_id", "unit_id", "page_url")
 
 
-class Tracking:
+class Tracking(EventTypes):
     """Learning-event tracking for a Flask app.
 
     ``Tracking(app)`` or ``tracking = Tracking(); tracking.init_app(app)``. Settings are
@@ -65,6 +68,7 @@ class Tracking:
         self.backends: list[Backend] = list(backends)
         self._identity_loader: IdentityLoader | None = None
         self._session_id_loader: SessionIdLoader | None = None
+        EventTypes.__init__(self)
         if app is not None:
             self.init_app(app)
 
@@ -94,6 +98,7 @@ class Tracking:
             spool=Spool(config.spool_file),
             max_event_bytes=config.max_event_bytes,
             max_failed_rows=config.max_failed_events,
+            types=self.types,
         )
         tracker = Tracker(pipeline, request_info=info)
         allowed_origins(config.allowed_origins)  # a bad entry fails here, at startup
@@ -102,7 +107,9 @@ class Tracking:
             config, engine, store, tracker, info, Ingestor(tracker, config), limiter
         )
         setup_forwarding(app, config, store)
-        app.register_blueprint(make_blueprint(config.url_prefix), url_prefix=config.url_prefix)
+        blueprint = make_blueprint(config.url_prefix)
+        add_catalog_views(blueprint, self.types, self.dashboard_allowed)
+        app.register_blueprint(blueprint, url_prefix=config.url_prefix)
         app.cli.add_command(cli)
         app.jinja_env.globals["tracking_script"] = tracking_script
 
@@ -122,8 +129,9 @@ class Tracking:
         return self.state.engine
 
     def init_db(self) -> None:
-        """Create the tracking tables that do not exist yet (idempotent)."""
-        self.state.store.create_all()
+        """Create the tracking tables that do not exist yet and write the catalog's rows
+        (idempotent; ``flask tracking init-db`` also sets their first and last seen)."""
+        init_catalog(self.state, seen=False)
 
     # -- registration -------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+from .catalog.table import CatalogKeeper
+from .catalog.types import TypeRegistry
 from .engine import is_unavailable
 from .errors import EventRejected, StoreUnavailable
 from .event import KEYS, Event
@@ -31,7 +33,7 @@ from .failures import FailureRecorder
 from .limits import Encoded, check
 from .privacy import without_identity
 from .processing import ProcessingFailed, ProcessorChain
-from .schemas import check_payload, server_only_reason
+from .schemas import server_only_reason
 from .spool import Spool
 from .store import SqlStore, StoreResult
 from .submission import Backend, Describe, Refusal, Submission
@@ -69,6 +71,7 @@ class Pipeline:
         ``"reject"``.
     :param max_event_bytes: ``TRACKING_MAX_EVENT_BYTES``.
     :param max_failed_rows: the failed table keeps this many newest rows (0: all).
+    :param types: the app's own event types (built-in ones are always known).
     """
 
     def __init__(
@@ -83,8 +86,11 @@ class Pipeline:
         spool: Spool | None = None,
         max_event_bytes: int = 32 * 1024,
         max_failed_rows: int = 0,
+        types: TypeRegistry | None = None,
     ) -> None:
         self.store = store
+        #: The registered event types (a live registry: registrations count).
+        self.types = types if types is not None else TypeRegistry()
         self.chain = chain
         self.failures = failures
         #: The app's backends (a live list: additions count), then the log file's.
@@ -95,21 +101,27 @@ class Pipeline:
         self.max_event_bytes = max_event_bytes
         self.max_failed_rows = max_failed_rows
         self._failed_since_prune = 0
+        #: Keeps the ``tracking_event_types`` table current (after the first write).
+        self.catalog = CatalogKeeper(store.engine, self.types)
 
     # -- the steps ----------------------------------------------------------------------
 
     def validate(self, event: Event, origin: str) -> Event:
-        """Check the payload by its schema and the origin's policies; set ``schema_status``.
+        """Check the payload by its schema and the origin's policies; set ``schema_status``
+        and ``schema_version`` (the version of the schema that checked it).
 
         Browser events may not be server-only types (after normalising the name, in any
         payload encoding). Raises :class:`EventRejected`.
         """
         source, event_type, data = event["event_source"], event["event_type"], event["event"]
         if origin == "browser":
-            refusal = server_only_reason(event_type, data)
+            refusal = server_only_reason(event_type, data) or self.types.server_only_reason(
+                event_type
+            )
             if refusal:
                 raise EventRejected({"event_type": [refusal]})
-        verdict = check_payload(source, event_type, data)
+        verdict, version = self.types.check(source, event_type, data)
+        event["schema_version"] = version
         if verdict.status == "invalid":
             raise EventRejected({"event": verdict.errors})
         if verdict.status == "unknown":
@@ -196,7 +208,7 @@ class Pipeline:
     def store_spooled(self, events: Sequence[Mapping[str, Any]]) -> None:
         """The spool's store callback: events that were ready when they were spooled
         (checked again, not processed again); raises when the store is unavailable."""
-        spooled = cast(Sequence[Event], events)
+        spooled = cast(Sequence[Event], [_with_version(event) for event in events])
         self.submit("spool", spooled, _unchanged, _describe_event, process=False)
 
     def keep(
@@ -287,6 +299,7 @@ class Pipeline:
                 raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
             raise
         self._count_failed(len(run.rows))
+        self.catalog.keep()
         if rejected:
             self._keep_rejected(run, rejected)
         for backend in (*self.backends, *self.log_backends):
@@ -350,6 +363,11 @@ def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             row = {k: v for k, v in row.items() if k != "failed_at"}
     return row
+
+
+def _with_version(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A spooled event; lines spooled before events had ``schema_version`` get ``None``."""
+    return event if "schema_version" in event else {**event, "schema_version": None}
 
 
 def _unchanged(event: Event) -> Event:

@@ -96,6 +96,7 @@ def event(
         "event_format": "json" if isinstance(data, str) else "object",
         "event_raw": None,
         "schema_status": "unvalidated",
+        "schema_version": None,
         "received_at": when,
         "client_time": None,
         "clock_skew_ms": None,

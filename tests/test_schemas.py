@@ -426,7 +426,7 @@ def test_real_browser_events_are_not_refused(corpus: list[dict[str, Any]]) -> No
 
 def test_docs_are_generated_from_the_catalog() -> None:
     text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
-    assert replace_generated(text) == text, "run: python -m flask_tracking.schemas.docs"
+    assert replace_generated(text) == text, "run: python -m flask_tracking.schemas docs/events.md"
     assert render_markdown() in text
     for name in et.ALL:
         assert f"`{name}`" in text, name

@@ -1,7 +1,9 @@
 """Render the catalog as Markdown (the generated part of ``docs/events.md``).
 
-``python -m flask_tracking.schemas.docs`` prints it; ``docs/events.md`` holds it between
-the :data:`START` and :data:`END` markers, and a test checks that it is up to date.
+``python -m flask_tracking.schemas`` prints it (``... docs/events.md`` rewrites that
+file); ``docs/events.md`` holds it between the :data:`START` and :data:`END`
+markers, and a test checks that it is up to date. The same tables, with an app's own
+types after them, are ``flask tracking catalog --format markdown``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def _family(family: Family) -> list[str]:
     return lines
 
 
+_VERSIONS: Final = (
+    "Every built-in type is version 1: the `schema_version` stored with its events.",
+    "The JSON Schema of each payload is served at",
+    "`<prefix>/catalog/<source>/<type>.schema.json` ([catalog.md](catalog.md)).",
+)
+
+
 def render_markdown(families: Iterable[Family] = FAMILIES) -> str:
     """The catalog as Markdown: common fields, one table per family, the correct_map."""
     lines = [
@@ -89,7 +98,7 @@ def render_markdown(families: Iterable[Family] = FAMILIES) -> str:
         "The fields around every payload. Only `event_type` is always there;",
         "real logs often miss the others.",
     ]
-    lines += ["", *_field_table(COMMON_FIELDS), "", "## Event types", ""]
+    lines += ["", *_field_table(COMMON_FIELDS), "", "## Event types", "", *_VERSIONS, ""]
     for family in families:
         lines += _family(family)
     lines += [
@@ -116,7 +125,3 @@ def replace_generated(document: str, generated: str | None = None) -> str:
     if not found:
         raise ValueError("end marker not found")
     return f"{head}{START}\n\n{generated}\n{END}{tail}"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(render_markdown(), end="")

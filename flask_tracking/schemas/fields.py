@@ -23,6 +23,8 @@ from marshmallow import Schema, ValidationError, fields
 
 #: A plain decimal number as JavaScript writes it: sign, digits, fraction, exponent.
 _NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: The same, as a pattern (for the JSON Schema of the catalog).
+NUMERIC_PATTERN = _NUMERIC.pattern
 
 #: Fast check of a whole object: True means the schema would report no error.
 FastCheck = Callable[[dict[str, Any]], bool]
@@ -195,6 +197,8 @@ class NestedObject(fields.Field[Any]):
 
     def __init__(self, schema: Schema, fast: FastCheck, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: The schema of the object (read by the JSON Schema converter).
+        self.schema = schema
         self._validate_object = schema.validate
         self._fast = fast
 
@@ -228,6 +232,10 @@ class ObjectMap(fields.Field[Any]):
         self, schema: Schema, fast: FastCheck, *, allow_json_string: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        #: The schema of each entry, and whether a JSON string of the map is accepted
+        #: (read by the JSON Schema converter).
+        self.schema = schema
+        self.allow_json_string = allow_json_string
         self._validate_entry = schema.validate
         self._fast = fast
         self._allow_json_string = allow_json_string

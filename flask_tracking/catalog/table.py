@@ -1,0 +1,196 @@
+"""``tracking_event_types``: the catalog kept with the events, in the same database.
+
+One row per (type, source, version) with its description and JSON Schema, and when
+events of it were first and last stored. Written by ``flask tracking init-db`` and kept
+current without work on the ingest path: :func:`sync_catalog` (one select, and writes
+only for what changed) runs after the first successful write of each process and after
+a type is registered later; :func:`refresh_seen` (one grouped select over the events)
+runs at ``init-db``, after an import, and with ``flask tracking catalog --sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from ..engine import statement_timeout
+from ..models import BigId, events_table, metadata
+from ..schemas import spec_for
+from ..schemas.registry import SOURCE_ALIASES
+from .document import entries
+from .types import TypeRegistry
+
+logger = logging.getLogger(__name__)
+
+#: ``tracking_event_types``: the catalog, one row per (type, source, version).
+event_types_table = Table(
+    "tracking_event_types",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_type", Text(), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("builtin", Boolean(), nullable=False),
+    Column("description", Text(), nullable=False),
+    Column("json_schema", JSON(), nullable=False),
+    #: When the first and the last stored event of it happened (``None``: none yet).
+    Column("first_seen", DateTime(), nullable=True),
+    Column("last_seen", DateTime(), nullable=True),
+    Column("updated_at", DateTime(), nullable=False),
+    UniqueConstraint("event_type", "source", "version"),
+)
+
+Key = tuple[str, str, int]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def sync_catalog(engine: Engine, types: TypeRegistry) -> int:
+    """Write the catalog's rows that are missing or changed; return how many."""
+    table = event_types_table
+    wanted = {(e.event_type, e.source, e.version): e for e in entries(types)}
+    try:
+        with engine.begin() as conn:
+            have = {
+                (row.event_type, row.source, row.version): row
+                for row in conn.execute(
+                    select(
+                        table.c.id,
+                        table.c.event_type,
+                        table.c.source,
+                        table.c.version,
+                        table.c.description,
+                        table.c.json_schema,
+                    )
+                )
+            }
+            now = _now()
+            new = [
+                {
+                    "event_type": key[0],
+                    "source": key[1],
+                    "version": key[2],
+                    "builtin": entry.builtin,
+                    "description": entry.description,
+                    "json_schema": entry.json_schema,
+                    "updated_at": now,
+                }
+                for key, entry in wanted.items()
+                if key not in have
+            ]
+            if new:
+                conn.execute(insert(table), new)
+            changed = 0
+            for key, row in have.items():
+                entry = wanted.get(key)
+                if entry is None or (
+                    row.description == entry.description and row.json_schema == entry.json_schema
+                ):
+                    continue
+                values = {"description": entry.description, "json_schema": entry.json_schema}
+                conn.execute(
+                    update(table).where(table.c.id == row.id).values(updated_at=now, **values)
+                )
+                changed += 1
+    except IntegrityError:
+        # Another process wrote the same rows first: theirs are as good as ours.
+        return 0
+    return len(new) + changed
+
+
+def refresh_seen(engine: Engine) -> int:
+    """Set first and last seen of every row from the stored events; return the rows set.
+
+    Events of a built-in type's alias count for its canonical type; ``mobile`` events
+    for ``browser``, ``task`` ones for ``server``.
+    """
+    events = events_table
+    query = (
+        select(
+            events.c.event_type,
+            events.c.event_source,
+            events.c.schema_version,
+            func.min(events.c.time),
+            func.max(events.c.time),
+        )
+        .where(events.c.schema_version.is_not(None))
+        .group_by(events.c.event_type, events.c.event_source, events.c.schema_version)
+    )
+    seen: dict[Key, tuple[datetime, datetime]] = {}
+    with engine.begin() as conn, statement_timeout(conn, None):
+        for event_type, source, version, first, last in conn.execute(query):
+            key = _catalog_key(event_type, source, version)
+            if key in seen:
+                first, last = min(first, seen[key][0]), max(last, seen[key][1])
+            seen[key] = (first, last)
+        table = event_types_table
+        for (event_type, source, version), (first, last) in seen.items():
+            conn.execute(
+                update(table)
+                .where(
+                    table.c.event_type == event_type,
+                    table.c.source == source,
+                    table.c.version == version,
+                )
+                .values(first_seen=first, last_seen=last)
+            )
+    return len(seen)
+
+
+class CatalogKeeper:
+    """Runs :func:`sync_catalog` once per registry generation (the pipeline calls
+    :meth:`keep` after each successful write: a comparison, unless the catalog changed)."""
+
+    def __init__(self, engine: Engine, types: TypeRegistry) -> None:
+        self.engine = engine
+        self.types = types
+        self.generation = -1
+
+    def keep(self) -> None:
+        """Write the table if the catalog changed since the last time; never raises."""
+        if self.generation == self.types.generation:
+            return
+        self.generation = self.types.generation
+        try:
+            sync_catalog(self.engine, self.types)
+        except Exception as exc:
+            logger.warning(
+                "The tracking_event_types table could not be written (%s); run"
+                " `flask tracking init-db`.",
+                type(exc).__name__,
+            )
+
+
+def _catalog_key(event_type: str, source: str, version: int) -> Key:
+    source = SOURCE_ALIASES.get(source, source)
+    spec = spec_for(source, event_type)
+    return (spec.event_type if spec else event_type, source, version)
+
+
+def catalog_rows(engine: Engine) -> list[dict[str, Any]]:
+    """The rows of ``tracking_event_types``, by type, source and version."""
+    table = event_types_table
+    query = select(table).order_by(table.c.event_type, table.c.source, table.c.version)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
