@@ -24,9 +24,6 @@ from .errors import ConfigError
 from .forwarding import models as _forwarding_models  # noqa: F401  (its table, registered)
 from .models import metadata
 
-#: Marks the copies of the tracking tables in an app's metadata (``Table.info``).
-INFO_KEY = "flask_tracking"
-
 
 def include_tables(target: MetaData) -> list[Table]:
     """Copy the tracking tables (every table of ``models.metadata``) into ``target``
@@ -42,8 +39,7 @@ def include_tables(target: MetaData) -> list[Table]:
         existing = target.tables.get(table.key)
         if existing is None:
             existing = table.to_metadata(target)
-            existing.info[INFO_KEY] = True
-        elif not existing.info.get(INFO_KEY):
+        elif existing.columns.keys() != table.columns.keys():
             raise ConfigError(
                 f"Tracking(db=db): db.metadata already has a table {table.name!r} that is"
                 " not flask-tracking's; rename the app's table (flask-tracking's tables are"
