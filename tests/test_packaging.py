@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -84,6 +85,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     build = [sys.executable, "-m", "build", "--no-isolation"]
     # No --sdist/--wheel: the sdist first, then the wheel built from the unpacked sdist.
     run([*build, "--outdir", str(out), str(ROOT)], cwd=ROOT, timeout=180)
+    # setuptools' build/ folder keeps files of earlier builds (a module since removed
+    # would end up in the wheel): the checkout's wheel is built from an empty one.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     run([*build, "--wheel", "--outdir", str(direct), str(ROOT)], cwd=ROOT, timeout=180)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
