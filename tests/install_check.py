@@ -133,9 +133,34 @@ def check_quickstart(module_name: str, package_dir: Path) -> None:
     ok(f"tracking.events() finds both in {url}: browser play_video and server showanswer")
 
 
+def check_flask_sqlalchemy() -> None:
+    """The ``flask-sqlalchemy`` extra: ``Tracking(app, db=db)`` on the app's engine."""
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import func, select
+
+    from flask_tracking import Tracking, TrackingEvent
+
+    db = SQLAlchemy()
+    app = Flask("with_db", instance_path=str(Path("with-db-instance").resolve()))
+    app.config.update(SECRET_KEY="check", SQLALCHEMY_DATABASE_URI="sqlite:///app.db")
+    db.init_app(app)
+    tracking = Tracking(app, db=db)
+    with app.app_context():
+        db.create_all()
+        tracking.emit("showanswer", {"problem_id": "p1"})
+        count = db.session.scalar(select(func.count()).select_from(TrackingEvent))
+        assert count == 1, count
+        assert tracking.engine.pool is db.engine.pool
+        url = db.engine.url
+        db.engine.dispose()
+    ok(f"[flask-sqlalchemy] extra: Tracking(app, db=db) stored an event through {url}")
+
+
 def main() -> None:
     package_dir = check_distribution()
     check_quickstart(sys.argv[1], package_dir)
+    check_flask_sqlalchemy()
     print("install check: all passed", flush=True)
 
 

@@ -134,6 +134,24 @@ def test_events_are_stored_through_the_apps_engine(
     assert not (tmp_path / "instance" / "tracking.db").exists()
 
 
+def test_init_db_creates_the_missing_tracking_tables_only_in_the_apps_database(
+    app_factory: Callable[..., Flask],
+) -> None:
+    db, _ = make_db()
+    tracking = Tracking(db=db)
+    app = app_factory(db, tracking)
+    with app.app_context():
+        tracking_metadata.drop_all(db.engine)
+        result = app.test_cli_runner().invoke(args=["tracking", "init-db"])
+        assert result.exit_code == 0, result.output
+        names = set(inspect(db.engine).get_table_names())
+        assert names >= TRACKING_TABLES and "courses" not in names  # the app's are its own
+        db.create_all()  # the app's table now; the tracking tables are there already
+        assert "courses" in set(inspect(db.engine).get_table_names())
+        again = app.test_cli_runner().invoke(args=["tracking", "init-db"])
+        assert again.exit_code == 0, again.output
+
+
 def test_init_app_with_db_and_the_factory_pattern_for_two_apps(
     app_factory: Callable[..., Flask],
 ) -> None:

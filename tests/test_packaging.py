@@ -178,12 +178,14 @@ def quickstart_block(readme: str) -> str:
 
 @pytest.fixture(scope="module")
 def venv(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh venv with the wheel installed, not editable, with its dependencies."""
+    """A fresh venv with the wheel installed, not editable, with its dependencies and
+    those of its ``flask-sqlalchemy`` extra."""
     place = tmp_path_factory.mktemp("venv") / "venv"
     run([sys.executable, "-m", "venv", str(place)], cwd=place.parent, timeout=120)
     python = place / "bin" / "python"
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
-    run([*pip, str(built.wheel)], cwd=place.parent, timeout=420, env=clean_env())
+    wanted = f"{built.wheel}[flask-sqlalchemy]"
+    run([*pip, wanted], cwd=place.parent, timeout=420, env=clean_env())
     yield python
 
 
