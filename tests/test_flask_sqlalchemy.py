@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, String, func, inspect, select, text
+from sqlalchemy import MetaData, String, create_engine, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -44,7 +44,9 @@ def make_db(**options: Any) -> tuple[SQLAlchemy, type]:
 
 @pytest.fixture
 def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """Flask apps with Flask-SQLAlchemy on the test database; the tracking tables empty."""
+    """Flask apps with Flask-SQLAlchemy on the test database; the tracking tables empty,
+    no table of the app's (other tests' apps share the PostgreSQL database)."""
+    drop_app_tables(database_url)
     made: list[tuple[Flask, SQLAlchemy]] = []
 
     def factory(db: SQLAlchemy, tracking: Tracking | None = None, **config: Any) -> Flask:
@@ -68,6 +70,19 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+    drop_app_tables(database_url)
+
+
+def drop_app_tables(url: str) -> None:
+    """Drop the tables of the database at ``url`` that are not flask-tracking's."""
+    engine = create_engine(url)
+    try:
+        found = MetaData()
+        found.reflect(engine)
+        theirs = [t for name, t in found.tables.items() if name not in tracking_metadata.tables]
+        found.drop_all(engine, tables=theirs)
+    finally:
+        engine.dispose()
 
 
 def batch_of(*event_types: str) -> str:
