@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -31,6 +32,7 @@ from .query import events_query
 from .ratelimit import make_limiter
 from .requestinfo import IdentityLoader, RequestInfo, SessionIdLoader
 from .spool import Spool
+from .sqla import app_engine, include_tables
 from .state import EXTENSION_KEY, TrackingState, get_state
 from .store import SqlStore
 from .submission import Backend
@@ -50,6 +52,11 @@ class Tracking(EventTypes):
     :param processors: callables run on every event, in order, before anonymisation;
         each returns a new event dict or ``None`` to drop it (see ``processing.py``).
     :param backends: extra backends (objects with ``send(events)``) after the SQL store.
+    :param db: a Flask-SQLAlchemy ``SQLAlchemy``: the events are stored through its engine
+        (no second engine or pool; ``TRACKING_DATABASE_URL`` must then be unset) and the
+        tracking tables go into ``db.metadata``, for ``db.create_all()``, Alembic and
+        Flask-Migrate (``sqla.py``, docs/flask-sqlalchemy.md). Call ``db.init_app(app)``
+        first.
 
     Processors and backends added later (``tracking.processor``, ``tracking.backends``),
     even after ``init_app``, take effect for every app of this extension.
@@ -61,7 +68,12 @@ class Tracking(EventTypes):
         *,
         processors: Iterable[Processor] = (),
         backends: Iterable[Backend] = (),
+        db: Any = None,
     ) -> None:
+        #: The Flask-SQLAlchemy ``SQLAlchemy`` given as ``db=``, used by ``init_app``.
+        self.db = db
+        if db is not None:
+            include_tables(db.metadata)  # at once, for migration scripts that import us
         self.processors: list[Processor] = list(processors)
         #: Processors of ``processors`` that fail closed (see ``processing.py``).
         self.required_processors: set[Processor] = set()
@@ -72,15 +84,29 @@ class Tracking(EventTypes):
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
-        """Read the config, create the engine and tracker, register the blueprint."""
+    def init_app(self, app: Flask, *, db: Any = None) -> None:
+        """Read the config, create the engine and tracker, register the blueprint.
+
+        ``db``: a Flask-SQLAlchemy ``SQLAlchemy`` already set up on ``app`` whose engine
+        and metadata to use (default: the ``db`` given to ``Tracking``, else none: an
+        engine of our own on ``TRACKING_DATABASE_URL``).
+        """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "flask-tracking is already initialised on this app: call Tracking(app) or"
                 " tracking.init_app(app) once per app."
             )
+        db = db if db is not None else self.db
         config = load_config(app)
-        engine = make_engine(config.database_url, timeout=config.db_timeout, echo=config.echo_sql)
+        if db is None:
+            engine = make_engine(
+                config.database_url, timeout=config.db_timeout, echo=config.echo_sql
+            )
+        else:
+            include_tables(db.metadata)
+            engine = app_engine(app, db, config.db_timeout)
+            url = engine.url.render_as_string(hide_password=False)
+            config = dataclasses.replace(config, database_url=url)
         store = SqlStore(engine)
         info = RequestInfo(config)
         info.identity_loader = self._call_identity_loader

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,7 +43,8 @@ metadata = MetaData(
 
 
 class Base(DeclarativeBase):
-    """Declarative base of the tracking tables (its own metadata, apart from the app's)."""
+    """Declarative base of the tracking tables (their own metadata; with Flask-SQLAlchemy,
+    ``Tracking(app, db=db)`` also copies them into ``db.metadata``: see ``sqla.py``)."""
 
     metadata = metadata
 
@@ -61,21 +63,22 @@ _COLUMN_TYPES: dict[str, Any] = {
 def _event_columns() -> list[Column[Any]]:
     columns: list[Column[Any]] = [Column("id", BigId, primary_key=True, autoincrement=True)]
     for f in FIELDS:
-        columns.append(
-            Column(f.name, _COLUMN_TYPES[f.kind], nullable=f.nullable, unique=f.kind == "id")
-        )
+        columns.append(Column(f.name, _COLUMN_TYPES[f.kind], nullable=f.nullable))
     columns.extend(Column(name, Text(), nullable=True) for name in CONTEXT_COLUMNS)
     return columns
 
 
-def _event_indexes() -> list[Index]:
+def _event_constraints() -> list[UniqueConstraint | Index]:
+    # Table-level, not ``Column(unique=True)``: its name is then fixed by our naming
+    # convention, and kept when the table is copied into an app's metadata (``sqla.py``).
+    unique = [UniqueConstraint(f.name) for f in FIELDS if f.kind == "id"]
     indexed = [f.name for f in FIELDS if f.indexed]
     indexed += [name for name, flag in CONTEXT_COLUMNS.items() if flag]
-    return [Index(None, "time"), *(Index(None, name, "time") for name in indexed)]
+    return [*unique, Index(None, "time"), *(Index(None, name, "time") for name in indexed)]
 
 
 #: ``tracking_events``: one row per stored event, its columns derived from ``event.Event``.
-events_table = Table("tracking_events", metadata, *_event_columns(), *_event_indexes())
+events_table = Table("tracking_events", metadata, *_event_columns(), *_event_constraints())
 
 
 class TrackingEvent(Base):
