@@ -52,7 +52,11 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
 
     tracking.init_app(app)
 
+    from .users import is_staff
     from .views import register
+
+    # Staff pages of the library (the event catalog at /activity/catalog): staff only.
+    tracking.dashboard_access(is_staff)
 
     register(app)
     with app.app_context():

@@ -119,11 +119,12 @@ def test_init_db_names_the_database_and_what_it_created(tmp_path: Path) -> None:
     app = bare_app(tmp_path, url)
     first = ok(app, "init-db").splitlines()
     assert first[0] == f"database: {url}"
-    assert first[1] == "created: tracking_deliveries, tracking_events, tracking_failed_events"
+    tables = "tracking_deliveries, tracking_event_types, tracking_events, tracking_failed_events"
+    assert first[1] == f"created: {tables}"
     second = ok(app, "init-db").splitlines()
     assert second[1:] == [
         "created: nothing (all tables exist)",
-        "already there: tracking_deliveries, tracking_events, tracking_failed_events",
+        f"already there: {tables}",
     ]
     app.extensions["tracking"].engine.dispose()
 

@@ -209,3 +209,18 @@ def test_the_events_page_in_chromium(browser: Any, live_server: LiveServer) -> N
     finally:
         for context in contexts:
             context.close()
+
+
+def test_only_staff_see_the_library_staff_pages(app: Flask) -> None:
+    """The demo registers ``@tracking.dashboard_access`` as "is staff": the event catalog
+    page answers staff, and 403 to a learner or nobody signed in."""
+    staff = _client(app, "staff").get("/activity/catalog")
+    assert staff.status_code == 200
+    assert b"play_video" in staff.data
+    assert _client(app, "ada").get("/activity/catalog").status_code == 403
+    assert _client(app, None).get("/activity/catalog").status_code == 403
+
+
+def test_staff_events_page_links_the_catalog(app: Flask) -> None:
+    assert b'href="/activity/catalog"' in _client(app, "staff").get("/events").data
+    assert b'href="/activity/catalog"' not in _client(app, "ada").get("/events").data
