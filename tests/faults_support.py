@@ -256,3 +256,21 @@ def throwaway_postgres() -> services.PostgresCluster:
         if IN_CI:
             pytest.fail(f"a throwaway PostgreSQL is needed under CI=true: {exc}")
         pytest.skip(f"no throwaway PostgreSQL: {exc}")
+
+
+#: Seconds a forking script may take (a hang fails the test instead of the run).
+FORK_TIMEOUT = 60
+
+
+def run_forking(script: str, argument: str) -> int:
+    """Run ``script`` (which forks) in a fresh interpreter, bounded in time: a fork of the
+    pytest process would copy locks held by its other threads and could hang forever."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, argument],
+        capture_output=True,
+        text=True,
+        timeout=FORK_TIMEOUT,
+        check=False,
+    )
+    assert not done.stderr, done.stderr
+    return done.returncode

@@ -7,7 +7,6 @@ under gunicorn in a subprocess, as in production.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from faults_support import (
     batch,
     call,
     ids,
+    run_forking,
     stored,
     throwaway_postgres,
     wait_until,
@@ -117,26 +117,29 @@ def test_a_slow_statement_is_cancelled_by_the_server_and_may_opt_out(engine: Eng
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "500ms"
 
 
-def test_a_forked_child_never_talks_through_its_parents_connection() -> None:
-    engine = make_engine(service_url("postgresql"))
-    backend = text("SELECT pg_backend_pid()")
+PG_FORK = """
+import os, sys
+from sqlalchemy import text
+from flask_tracking.engine import make_engine
+engine = make_engine(sys.argv[1])
+backend = text("SELECT pg_backend_pid()")
+with engine.connect() as conn:
+    parent = conn.execute(backend).scalar()
+pid = os.fork()
+if pid == 0:
     with engine.connect() as conn:
-        parent = conn.execute(backend).scalar()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            with engine.connect() as conn:
-                os.write(write, b"1" if conn.execute(backend).scalar() != parent else b"0")
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    assert os.read(read, 1) == b"1"
-    os.close(read)
-    os.close(write)
-    with engine.connect() as conn:  # the parent's session was left alone by the child
-        assert conn.execute(backend).scalar() == parent
-    engine.dispose()
+        os._exit(0 if conn.execute(backend).scalar() != parent else 1)
+_, status = os.waitpid(pid, 0)
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(1)
+with engine.connect() as conn:  # the parent's session was left alone by the child
+    sys.exit(0 if conn.execute(backend).scalar() == parent else 2)
+"""
+
+
+def test_a_forked_child_never_talks_through_its_parents_connection() -> None:
+    """In a fresh interpreter (see faults_support.run_forking)."""
+    assert run_forking(PG_FORK, service_url("postgresql")) == 0
 
 
 def test_frozen_server_ingest_answers_503_quickly_other_pages_answer_and_nothing_is_lost(

@@ -7,7 +7,6 @@ it go. The app is driven through the Flask test client (threads of this process)
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,13 +14,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
 
 from flask_tracking import Tracking
-from flask_tracking.engine import WriteLock, is_unavailable, make_engine
+from flask_tracking.engine import WriteLock, is_unavailable
 from flask_tracking.errors import StoreUnavailable
 
-from faults_support import batch, holder, ids, release, stored
+from faults_support import batch, holder, ids, release, run_forking, stored
 from support import reset_database
 
 TIMEOUT = 1.0
@@ -142,35 +140,49 @@ def test_write_lock_waits_at_most_its_timeout_and_is_handed_over_on_release(
         pass
 
 
+# The fork tests fork a fresh interpreter, not the pytest process: a fork copies only the
+# forking thread, so a lock held at that moment by any other thread of the test run (a
+# browser driver, an earlier test's forwarding thread) would hang the child forever.
+# Each runs bounded in time; a hang fails the test.
+WRITE_LOCK_FORK = """
+import os, sys
+from flask_tracking.engine import WriteLock
+from flask_tracking.errors import StoreUnavailable
+lock = WriteLock(sys.argv[1], timeout=0.2)
+with lock.held():
+    pid = os.fork()
+    if pid == 0:  # the child opens its own lock file: the parent's lock holds it off
+        try:
+            with lock.held():
+                os._exit(1)
+        except StoreUnavailable:
+            os._exit(0)
+        os._exit(2)
+    _, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+POOL_FORK = """
+import os, sys
+from sqlalchemy import text
+from flask_tracking.engine import make_engine
+engine = make_engine(sys.argv[1])
+with engine.connect() as conn:
+    conn.execute(text("SELECT 1"))
+    parent = id(conn.connection.dbapi_connection)
+pid = os.fork()
+if pid == 0:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        os._exit(0 if id(conn.connection.dbapi_connection) != parent else 1)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def test_write_lock_is_not_shared_with_a_forked_child(tmp_path: Path) -> None:
-    lock = WriteLock(str(tmp_path / "db.write-lock"), timeout=0.2)
-    with lock.held():
-        pid = os.fork()
-        if pid == 0:  # the child opens its own lock file: the parent's lock holds it off
-            try:
-                with lock.held():
-                    os._exit(1)
-            except StoreUnavailable:
-                os._exit(0)
-            os._exit(2)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert run_forking(WRITE_LOCK_FORK, str(tmp_path / "db.write-lock")) == 0
 
 
 def test_a_forked_child_gets_its_own_pooled_connections(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fork.db'}")
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-        parent = id(conn.connection.dbapi_connection)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            os.write(write, b"1" if id(conn.connection.dbapi_connection) != parent else b"0")
-        os._exit(0)
-    os.waitpid(pid, 0)
-    assert os.read(read, 1) == b"1"
-    os.close(read)
-    os.close(write)
-    engine.dispose()
+    assert run_forking(POOL_FORK, f"sqlite:///{tmp_path / 'fork.db'}") == 0
