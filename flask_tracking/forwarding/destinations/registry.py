@@ -12,6 +12,7 @@ from ...errors import ConfigError
 from ...redact import redact
 from ..routing import Route, refuse_unknown_keys
 from .base import Destination
+from .caliper import CaliperDestination
 from .logfile import LogDestination
 from .mail import EmailDestination
 from .slack import SlackDestination
@@ -27,6 +28,7 @@ KINDS: dict[str, type[Destination]] = {
     "slack": SlackDestination,
     "email": EmailDestination,
     "log": LogDestination,
+    "caliper": CaliperDestination,
 }
 
 
