@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +265,16 @@ def test_secrets_are_named_for_redaction() -> None:
     )
     secrets = targets["lrs"].destination.secrets()
     assert {"t0k3n", "salt-value"} <= set(secrets)
+
+
+def test_the_docs_table_is_the_mapping() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "caliper.md").read_text()
+    documented = {}
+    for row in text.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].startswith("`"):
+            for name in cells[0].split(","):
+                documented[name.strip().strip("`")] = tuple(cells[1:5])
+    assert documented == {
+        t: (r.caliper_type, r.action, r.object_type, r.generated or "-") for t, r in RULES.items()
+    }
