@@ -73,7 +73,9 @@ class CaliperEndpoint(WebhookReceiver):
             return value, b'{"error": "told to fail"}'
         if headers.get("Authorization") != f"Bearer {self.token}":
             self._record(Request(started, path, 401, [], peer, headers))
-            return 401, b'{"error": "bad token"}'
+            # Echoes what it got, as careless endpoints do: the sender must redact it.
+            got = headers.get("Authorization", "")
+            return 401, json.dumps({"error": f"bad token {got}"}).encode()
         document = json.loads(body)
         found = problems(document)
         if found:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from .entities import CONTEXT, event_urn
 from .envelope import envelope
-from .mapping import ACTORS, RULES, Rule, Settings, score, to_caliper
+from .families import score
+from .mapping import RULES, to_caliper
+from .rules import ACTORS, Rule, Settings
 
 __all__ = [
     "ACTORS",
