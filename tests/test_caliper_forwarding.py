@@ -270,3 +270,31 @@ def test_a_resend_after_a_lost_answer_carries_the_same_ids(
         endpoint.release()
         forwarder_of(app).close()
         get_state(app).engine.dispose()
+
+
+def test_a_worker_killed_mid_send_loses_nothing(
+    config: dict[str, Any], endpoint: CaliperEndpoint, tmp_path: Path
+) -> None:
+    destination = {**caliper(endpoint.url, timeout=4), "backoff": 1}
+    full = {**config, "TRACKING_DESTINATIONS": {"lrs": destination}}
+    app = make_app(full)
+    try:
+        endpoint.hold_next()  # the endpoint takes the first batch; the worker dies waiting
+        _import(app, tmp_path)
+        wanted = {cid for ids in stored_expectation(app).values() for cid in ids}
+        with worker(full, tmp_path / "first.log") as first:
+            assert endpoint.held.wait(60), first.log()
+            first.kill()  # kill -9 of its process group, mid-send
+        endpoint.release()
+        held = {e["id"] for e in endpoint.envelopes[0]["data"]}
+        with worker(full, tmp_path / "second.log") as second:
+            endpoint.wait_for(lambda: len(endpoint.counts) >= len(wanted), 90, "every event")
+            wait_until(lambda: _delivered(app) == {DELIVERED}, 60, "rows delivered")
+            assert second.proc.poll() is None, second.log()
+        assert set(endpoint.counts) == wanted and endpoint.invalid == []
+        # Only the batch the endpoint took before the kill came again, with the same ids.
+        assert set(endpoint.duplicates) <= held
+    finally:
+        endpoint.release()
+        forwarder_of(app).close()
+        get_state(app).engine.dispose()
