@@ -16,6 +16,7 @@ from .logfile import LogDestination
 from .mail import EmailDestination
 from .slack import SlackDestination
 from .webhook import WebhookDestination
+from .xapi import XapiDestination
 
 #: Most events one job carries.
 MAX_BATCH_SIZE = 5000
@@ -27,6 +28,7 @@ KINDS: dict[str, type[Destination]] = {
     "slack": SlackDestination,
     "email": EmailDestination,
     "log": LogDestination,
+    "xapi": XapiDestination,
 }
 
 
