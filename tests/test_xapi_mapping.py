@@ -125,8 +125,9 @@ def test_server_problem_check_carries_success_score_and_response() -> None:
 
 
 def test_seek_and_navigation_extensions() -> None:
-    seek = {"event_type": "seek_video", "time": "2024-03-01T12:00:00Z", "context": {"user_id": 1},
-            "event": {"id": "v", "old_time": 3, "new_time": 40.25, "type": "onSlideSeek"}}  # fmt: skip
+    seek = {"event_type": "seek_video", "time": "2024-03-01T12:00:00Z",
+            "context": {"user_id": 1},
+            "event": {"id": "v", "old_time": 3, "new_time": 40.25}}  # fmt: skip
     statement = to_statement(seek, "s", MAPPING)
     assert statement is not None
     assert statement["result"]["extensions"] == {TIME_FROM: 3.0, TIME_TO: 40.25}
