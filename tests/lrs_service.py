@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,7 @@ class RalphLRS:
         self.data = self.dir / "data"
         self.data.mkdir()
         self.logfile = self.dir / "ralph.log"
+        self.hold_file = self.dir / "hold-answers"
         self._proc: subprocess.Popen[bytes] | None = None
         self._closed = False
         atexit.register(self.close)
@@ -131,6 +133,7 @@ class RalphLRS:
             RALPH_AUTH_FILE=str(self.auth_file),
             RALPH_APP_DIR=str(self.dir / "app"),
             RALPH_BACKENDS__LRS__FS__DEFAULT_DIRECTORY_PATH=str(self.data),
+            RALPH_LAUNCHER_HOLD_FILE=str(self.hold_file),
         )
         return env
 
@@ -165,6 +168,7 @@ class RalphLRS:
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
             proc.terminate()
             try:
                 proc.wait(timeout=10)
@@ -176,6 +180,38 @@ class RalphLRS:
         """Stop the server (an outage); ``start()`` brings it back on the same port."""
         self._kill()
         _wait_until(lambda: not _port_open(self.port), 5.0, lambda: True)
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections are still accepted by the kernel, and requests
+        wait, unread, in their sockets (see :meth:`queued_bytes`) until :meth:`thaw`."""
+        if self._proc is not None:
+            os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            os.kill(self._proc.pid, signal.SIGCONT)
+
+    def hold_answers(self) -> None:
+        """From now on ralph stores what it is sent but answers only after :meth:`release`."""
+        self.hold_file.touch()
+
+    def release(self) -> None:
+        self.hold_file.unlink(missing_ok=True)
+
+    def queued_bytes(self) -> int:
+        """Bytes received by the kernel for the server's port and not read by it yet."""
+        total = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                local, state, queues = fields[1], fields[3], fields[4]
+                if int(local.rsplit(":", 1)[1], 16) == self.port and state == "01":
+                    total += int(queues.split(":")[1], 16)
+        return total
 
     def close(self) -> None:
         if self._closed:
