@@ -7,6 +7,7 @@ worker processes, the real corpus. Every wait polls a condition with a deadline.
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -15,12 +16,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from lrs_service import PASSWORD, USERNAME, RalphLRS, ralph_or_skip
 from sqlalchemy import select
 
 from flask_tracking.extension import get_state
-from flask_tracking.forwarding import DELIVERED, PENDING, deliveries_table
-from flask_tracking.lrs import Mapping, to_statement
+from flask_tracking.forwarding import DELIVERED, PENDING, OutgoingEvent, deliveries_table
+from flask_tracking.forwarding.destinations.xapi import XapiDestination
 from flask_tracking.logformat import render_line
+from flask_tracking.lrs import Mapping, to_statement
 from flask_tracking.models import events_table
 from flask_tracking.tracking_logs import import_lines
 
@@ -35,7 +38,6 @@ from forwarding_app import (
     wait_until,
     worker,
 )
-from lrs_service import PASSWORD, USERNAME, RalphLRS, ralph_or_skip
 from services import get_or_skip, redis_url
 from support import corpus_path
 
@@ -208,3 +210,33 @@ def test_a_worker_killed_after_the_lrs_stored_its_batch_stores_nothing_twice(
     expected = expected_statements(app)
     assert sorted(lrs.stored_ids()) == sorted(expected) and len(expected) == 20
     assert all(r.attempts == 1 for r in rows(app))  # the dead worker's attempt never settled
+
+
+def test_a_409_counts_as_delivered_and_the_rest_of_the_batch_is_stored(lrs: RalphLRS) -> None:
+    destination = XapiDestination(
+        "lrs",
+        {"endpoint": lrs.endpoint, "platform_url": PLATFORM, "username": USERNAME,
+         "password": PASSWORD, "timeout": 3},
+    )  # fmt: skip
+    events = [
+        OutgoingEvent(f"event-{n}", f"key-{n}", render_line(line))
+        for n, line in enumerate(videos(3))
+    ]
+    taken = destination.statement(events[0])
+    assert taken is not None
+    # Another client stored a different statement under the id of event 0's statement.
+    other = {**taken, "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"}}
+    request = urllib.request.Request(
+        f"{lrs.endpoint}/xAPI/statements",
+        data=json.dumps([other]).encode(),
+        headers={**lrs.headers(), "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    destination.send(events)  # ralph refuses the batch (409): sent one by one, no error
+    assert lrs.get_statement(taken["id"])["verb"] == other["verb"]  # type: ignore[index]
+    for outgoing in events[1:]:
+        statement = destination.statement(outgoing)
+        assert statement is not None and lrs.get_statement(statement["id"]) is not None
+    destination.send(events)  # the whole batch again: 409 again, nothing stored twice
+    assert len(lrs.stored_ids()) == len(set(lrs.stored_ids())) == 3
+    destination.close()
