@@ -209,14 +209,15 @@ def _textbook(line: MappingABC[str, Any], mapping: Mapping, data: dict[str, Any]
     course = text(context_of(line).get("course_id"))
     if chapter is None:
         return None
-    object_id = (
-        chapter if chapter.startswith(("http://", "https://")) else mapping.iri(chapter.lstrip("/"))
-    )
+    if chapter.startswith(("http://", "https://")):
+        object_id = quote(chapter, IRI_SAFE + "?#%")
+    else:  # a path on the platform ("/asset-v1:...+type@asset+block/book.pdf")
+        object_id = mapping.iri(chapter.lstrip("/"))
     old = text(data.get("old"))
     new = text(data.get("new", data.get("page")))
     ext = extensions(**{STARTING_POSITION: old, ENDING_POSITION: new})
     name = f"textbook of {course}" if course else None
-    obj = activity(quote(object_id, IRI_SAFE + "?#%"), "book", name=name)
+    obj = activity(object_id, "book", name=name)
     return "navigated", obj, None, ext
 
 
