@@ -45,8 +45,8 @@ def actor(line: MappingABC[str, Any], mapping: Mapping) -> dict[str, Any] | None
         return mapping.actor(line)
     if mapping.actor == "username":
         name = text(line.get("username")) or text(context_of(line).get("username"))
-    else:  # server events about a learner (enrollments) may carry the id in the payload
-        name = text(context_of(line).get("user_id")) or text(payload(line).get("user_id"))
+    else:  # never a user id from the payload: anonymisation only replaces the context's
+        name = text(context_of(line).get("user_id"))
     if name is None:
         return None
     return {"objectType": "Agent", "account": {"homePage": mapping.platform_url, "name": name}}
