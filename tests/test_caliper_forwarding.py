@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from caliper_spec import problems
 from flask import Flask
 from sqlalchemy import select
 
@@ -33,6 +32,7 @@ from flask_tracking.logformat import render_line
 from flask_tracking.models import events_table
 from flask_tracking.tracking_logs import import_lines, read_lines
 
+from caliper_spec import problems
 from forwarding_app import (
     FAST,
     clean_redis,

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from caliper_spec import CONTEXT, event_problems, problems
 
 from flask_tracking.caliper import RULES, Settings, envelope, event_urn, score, to_caliper
 from flask_tracking.errors import ConfigError
 from flask_tracking.forwarding.destinations import OutgoingEvent, load_targets
 
+from caliper_spec import CONTEXT, event_problems, problems
 from support import corpus_path
 
 CORPORA = ("edx-analytics-pipeline", "json-to-relation", "event-routing-backends")

@@ -17,6 +17,7 @@ from .logfile import LogDestination
 from .mail import EmailDestination
 from .slack import SlackDestination
 from .webhook import WebhookDestination
+from .xapi import XapiDestination
 
 #: Most events one job carries.
 MAX_BATCH_SIZE = 5000
@@ -29,6 +30,7 @@ KINDS: dict[str, type[Destination]] = {
     "email": EmailDestination,
     "log": LogDestination,
     "caliper": CaliperDestination,
+    "xapi": XapiDestination,
 }
 
 
