@@ -9,8 +9,7 @@ reads the payloads (``id``, ``currentTime``/``current_time``, ``old_time``/``new
 order, are replayed: a play starts a run at its ``currentTime``; a pause or stop ends it
 at its ``currentTime``; a seek ends it at ``old_time`` and, if it was playing, starts the
 next at ``new_time``; a speed change ends it and starts the next at its position; a
-second play while playing ends the run where the wall clock says it got to. A run whose
-end is unknown (the last event is a play) is dropped. A run is capped at twice the wall
+run whose end is unknown (a play while playing, or the last event is a play) is dropped. A run is capped at twice the wall
 time it lasted (the player's fastest speed) so a bad ``currentTime`` cannot count hours.
 ``watched_seconds`` sums the runs; the curve counts, per bin of ``bin_seconds`` seconds
 of the video, the runs that overlap it (``views``) and their distinct learners
@@ -137,8 +136,8 @@ def _close(video: _Video, state: _Viewing, who: str, end: float | None, when: da
     """End the current run of ``state`` at ``end`` (or where the wall clock got to)."""
     start = state.position
     wall = (when - state.started).total_seconds() if state.started else 0.0
-    if end is None:
-        end = start + wall
+    if end is None:  # the end is unknown (a play after a play): no run
+        return
     end = min(end, start + MAX_SPEED * wall)
     if end > start >= 0:
         video.runs.append((who, start, end))
