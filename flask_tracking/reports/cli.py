@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ..state import get_state
@@ -15,6 +16,7 @@ from .formats import FORMATS, render
 
 
 @click.command("report")
+@with_appcontext
 @click.argument("name", type=click.Choice(list(REPORTS)), metavar="NAME")
 @click.option("--course", "course_id", help="Only events of this course id.")
 @click.option("--since", type=WHEN, help="Only events at or after this time (e.g. 7d).")

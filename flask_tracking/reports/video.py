@@ -8,9 +8,10 @@ reads the payloads (``id``, ``currentTime``/``current_time``, ``old_time``/``new
 **Runs.** The events of one viewing (same learner, same ``session``, same video), in time
 order, are replayed: a play starts a run at its ``currentTime``; a pause or stop ends it
 at its ``currentTime``; a seek ends it at ``old_time`` and, if it was playing, starts the
-next at ``new_time``; a speed change ends it and starts the next at its position; a
-run whose end is unknown (a play while playing, or the last event is a play) is dropped. A run is capped at twice the wall
-time it lasted (the player's fastest speed) so a bad ``currentTime`` cannot count hours.
+next at ``new_time``; a speed change ends it and starts the next at its position. A
+run whose end is unknown (a play while playing, or the last event is a play) is dropped.
+A run is capped at twice the wall time it lasted (the player's fastest speed), so a bad
+``currentTime`` cannot count hours.
 ``watched_seconds`` sums the runs; the curve counts, per bin of ``bin_seconds`` seconds
 of the video, the runs that overlap it (``views``) and their distinct learners
 (``viewers``), as edX's own video analytics shows where learners drop off.
