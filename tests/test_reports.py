@@ -243,3 +243,18 @@ def test_logger_delivery_and_clock_skew(make_app: AppFactory) -> None:
     skew = health_skew(engine)
     assert sum(r["events"] for r in skew) == 5
     assert [r["bin"] for r in skew if r["events"]] == ["-1 s to 1 s"]
+
+
+def test_offset_changes_are_found_to_the_second() -> None:
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from flask_tracking.reports._common import offset_changes
+
+    changes = offset_changes(ZoneInfo(PARIS), dt(2026, 3, 27, 12), dt(2026, 11, 2))
+    assert changes == [
+        (dt(2026, 3, 27, 12), 3600),
+        (dt(2026, 3, 29, 1), 7200),  # 02:00 in Paris became 03:00
+        (dt(2026, 10, 25, 1), 3600),
+    ]
+    assert offset_changes(ZoneInfo("UTC"), dt(2020, 1, 1), dt(2026, 1, 1)) == [(dt(2020, 1, 1), 0)]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -90,14 +91,16 @@ def corpus_app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     app.extensions["tracking"].engine.dispose()
 
 
-def test_activity_matches_the_lines(corpus_app: Flask) -> None:
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])  # New York: with its DST changes
+def test_activity_matches_the_lines(corpus_app: Flask, tz: str) -> None:
     expected: Counter[tuple[str, str, str]] = Counter()
     for line in EVENTS:
         text = line.get("time") or line["timestamp"]  # as the import reads it
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        day = (moment.astimezone(UTC) if moment.tzinfo else moment).date().isoformat()
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        day = moment.astimezone(ZoneInfo(tz)).date().isoformat()
         expected[(day, line["event_type"], line.get("event_source") or "server")] += 1
-    rows = activity(corpus_app.extensions["tracking"].engine)
+    rows = activity(corpus_app.extensions["tracking"].engine, tz=tz)
     assert {(r["day"], r["event_type"], r["event_source"]): r["events"] for r in rows} == expected
 
 

@@ -2,10 +2,11 @@
 the learner's identity, payload fields.
 
 Filtering (course, time range, event types) is SQL over the indexes ``(event_type,
-time)``, ``(course_id, time)`` and ``(time)``. Day boundaries are taken in Python: SQL
-groups by the UTC quarter hour (an integer, computed one way per dialect) and Python puts
-each quarter hour in its local day. That is exact, because every time zone's offset and
-transitions fall on quarter hours, and it makes SQLite and PostgreSQL answer the same.
+time)``, ``(course_id, time)`` and ``(time)``. Local days are computed in SQL as whole
+days since 1970 of the time shifted by the zone's UTC offset: Python finds the offset
+changes (zoneinfo) between the window's first and last event, and the SQL is a ``CASE``
+over those instants, written one way per dialect (``strftime('%s')`` on SQLite,
+``extract(epoch)`` on PostgreSQL), so both answer the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,19 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Engine, Integer, Select, cast, extract, func
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..engine import statement_timeout
@@ -57,13 +70,64 @@ def where(
     return clauses
 
 
-def quarter_hour(column: Any, dialect: str) -> ColumnElement[int]:
-    """Whole quarter hours since 1970 (UTC) of a stored naive-UTC time, as an integer."""
+def epoch_seconds(column: Any, dialect: str) -> ColumnElement[int]:
+    """Whole seconds since 1970 of a stored naive-UTC time."""
     if dialect == "sqlite":
-        seconds = cast(func.strftime("%s", column), Integer)
-        return (seconds // QUARTER).label("quarter")
-    epoch = extract("epoch", column)
-    return cast(func.floor(epoch / QUARTER), BigInteger).label("quarter")
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.floor(extract("epoch", column)), BigInteger)
+
+
+def offset_changes(tz: ZoneInfo, first: datetime, last: datetime) -> list[tuple[datetime, int]]:
+    """``[(from naive UTC, offset seconds), ...]``: the zone's offsets over [first, last]."""
+
+    def offset(moment: datetime) -> int:
+        delta = moment.replace(tzinfo=UTC).astimezone(tz).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    out = [(first, offset(first))]
+    day = first
+    while day < last:
+        step = min(day + timedelta(days=1), last)
+        if offset(step) != out[-1][1]:
+            low, high = day, step  # the change is in (low, high]: bisect to the second
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == out[-1][1] else (low, middle)
+            out.append((high.replace(microsecond=0), offset(high)))
+        day = step
+    return out
+
+
+def local_day(
+    bind: Engine | Connection, clauses: list[ColumnElement[bool]], tz: str
+) -> ColumnElement[int]:
+    """A SQL expression: the local day (days since 1970-01-01 in ``tz``) of ``time``,
+    exact for the events matching ``clauses`` (their first and last time are read first,
+    from the ``time`` index)."""
+    query = select(func.min(EVENTS.time), func.max(EVENTS.time)).where(*clauses)
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            first, last = conn.execute(query).one()
+    else:
+        first, last = bind.execute(query).one()
+    seconds = epoch_seconds(EVENTS.time, bind.dialect.name)
+    if first is None:
+        return literal(0)
+    changes = offset_changes(zone(tz), first, last)
+    if len(changes) == 1:
+        shift: Any = literal(changes[0][1])
+    else:
+        whens = [
+            (EVENTS.time < start, literal(off))
+            for (start, _), (_, off) in zip(changes[1:], changes, strict=False)
+        ]
+        shift = case(*whens, else_=literal(changes[-1][1]))
+    return ((seconds + shift) // 86400).label("day")
+
+
+def day_of_number(number: int) -> date:
+    """The date of a day number of :func:`local_day`."""
+    return date(1970, 1, 1) + timedelta(days=int(number))
 
 
 @lru_cache(maxsize=64)

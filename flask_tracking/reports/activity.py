@@ -1,7 +1,8 @@
 """Activity: events per day by type and source; active learners per day and per week.
 
-Both group in SQL by UTC quarter hour (see ``_common``) and put the quarter hours in the
-local days of ``tz`` in Python, so day boundaries are the zone's midnights.
+Both group in SQL by the local day in ``tz`` (``_common.local_day``: the time shifted by
+the zone's offset, which Python works out for the window), so day boundaries are the
+zone's midnights.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
-from ._common import EVENTS, Days, Rows, dialect_of, fetch, learner, quarter_hour, week_of, where
+from ._common import EVENTS, Rows, day_of_number, fetch, learner, local_day, week_of, where
 
 
 def activity(
@@ -24,18 +25,18 @@ def activity(
     """Events per local day, event type and source.
 
     Columns: ``day`` (ISO date in ``tz``), ``event_type``, ``event_source``, ``events``.
-    One grouped SQL query: ``count(*)`` by (quarter hour, type, source) in the window.
+    One grouped SQL query: ``count(*)`` by (local day, type, source) in the window.
     """
-    days = Days(tz)
-    quarter = quarter_hour(EVENTS.time, dialect_of(bind))
+    clauses = where(course_id, since, until)
+    day = local_day(bind, clauses, tz)
     query = (
-        select(quarter, EVENTS.event_type, EVENTS.event_source, func.count())
-        .where(*where(course_id, since, until))
-        .group_by(quarter, EVENTS.event_type, EVENTS.event_source)
+        select(day, EVENTS.event_type, EVENTS.event_source, func.count())
+        .where(*clauses)
+        .group_by(day, EVENTS.event_type, EVENTS.event_source)
     )
     counts: Counter[tuple[date, str, str]] = Counter()
-    for q, event_type, source, n in fetch(bind, query):
-        counts[(days.of_quarter(q), str(event_type), str(source))] += int(n)
+    for number, event_type, source, n in fetch(bind, query):
+        counts[(day_of_number(number), str(event_type), str(source))] += int(n)
     return [
         {"day": day.isoformat(), "event_type": t, "event_source": s, "events": n}
         for (day, t, s), n in sorted(counts.items())
@@ -54,23 +55,23 @@ def active_learners(
     Columns: ``period`` (``day`` or ``week``), ``start`` (the day, or the Monday of the
     week, in ``tz``), ``learners``. A learner is the stored ``user_id``, else the stored
     ``username``; events with neither are not counted. SQL returns the distinct
-    (quarter hour, user_id, username); the sets per day and week are made in Python.
+    (local day, user_id, username); the sets per day and week are made in Python.
     """
-    days = Days(tz)
-    quarter = quarter_hour(EVENTS.time, dialect_of(bind))
+    clauses = where(course_id, since, until)
+    day = local_day(bind, clauses, tz)
     query = (
-        select(quarter, EVENTS.user_id, EVENTS.username)
-        .where(*where(course_id, since, until))
-        .group_by(quarter, EVENTS.user_id, EVENTS.username)
+        select(day, EVENTS.user_id, EVENTS.username)
+        .where(*clauses)
+        .group_by(day, EVENTS.user_id, EVENTS.username)
     )
     per_day: defaultdict[date, set[str]] = defaultdict(set)
-    for q, user_id, username in fetch(bind, query):
+    for number, user_id, username in fetch(bind, query):
         who = learner(user_id, username)
         if who is not None:
-            per_day[days.of_quarter(q)].add(who)
+            per_day[day_of_number(number)].add(who)
     per_week: defaultdict[date, set[str]] = defaultdict(set)
-    for day, people in per_day.items():
-        per_week[week_of(day)] |= people
+    for when, people in per_day.items():
+        per_week[week_of(when)] |= people
     rows = [
         {"period": "day", "start": d.isoformat(), "learners": len(p)} for d, p in per_day.items()
     ]
