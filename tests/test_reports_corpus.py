@@ -76,6 +76,8 @@ def load(url: str, tmp_path: Path) -> Any:
         TRACKING_DATABASE_URL=url,
         TRACKING_RATE_LIMIT=None,
         TRACKING_ANONYMIZE=False,  # learners as edX wrote them, to count them from the lines
+        # the import's chunks of 1,000 rows, on a machine shared with other test runs
+        TRACKING_DB_TIMEOUT=30.0,
     )
     Tracking(app)
     state = app.extensions["tracking"]

@@ -189,6 +189,13 @@ def dialect_of(bind: Engine | Connection) -> str:
     return bind.dialect.name
 
 
+def json_text(name: str) -> ColumnElement[Any]:
+    """A payload field read in SQL (``json_extract`` on SQLite, ``->>`` on PostgreSQL):
+    its text, or its number on SQLite; ``None`` if absent or the payload is no object.
+    Read it with :func:`number` or ``str``, which give the same on both databases."""
+    return EVENTS.event[name].as_string().label(name)
+
+
 def field(payload: Any, *names: str) -> Any:
     """The first of ``names`` present (not ``None``) in a dict payload, else ``None``."""
     if not isinstance(payload, dict):

@@ -2,8 +2,9 @@
 
 Events: ``load_video``, ``play_video``, ``pause_video``, ``seek_video``,
 ``speed_change_video``, ``stop_video`` and ``complete_video`` (and their mobile names
-``edx.video.*``). SQL selects them (index ``(event_type, time)``) in time order; Python
-reads the payloads (``id``, ``currentTime``/``current_time``, ``old_time``/``new_time``).
+``edx.video.*``). SQL selects them (index ``(event_type, time)``) in time order with the
+payload fields it needs (``id``, ``currentTime``/``current_time``, ``old_time``/``new_time``,
+read by ``json_extract`` / ``->>``); Python replays them.
 
 **Runs.** The events of one viewing (same learner, same ``session``, same video), in time
 order, are replayed: a play starts a run at its ``currentTime``; a pause or stop ends it
@@ -27,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from ._common import EVENTS, Rows, fetch, field, learner, number, where
+from ._common import EVENTS, Rows, fetch, json_text, learner, number, where
 
 KINDS: dict[str, str] = {
     "load_video": "load",
@@ -46,6 +47,8 @@ KINDS: dict[str, str] = {
     "edx.video.completed": "complete",
 }
 MAX_SPEED = 2.0
+#: The payload fields read (in SQL).
+FIELDS = ("id", "currentTime", "current_time", "old_time", "new_time")
 
 
 @dataclass(slots=True)
@@ -80,15 +83,15 @@ def _collect(
             EVENTS.user_id,
             EVENTS.username,
             EVENTS.session,
-            EVENTS.event,
+            *(json_text(name) for name in FIELDS),
         )
         .where(*where(course_id, since, until, KINDS))
         .order_by(EVENTS.time, EVENTS.id)
     )
     videos: defaultdict[str, _Video] = defaultdict(_Video)
     viewings: defaultdict[tuple[str, str, str], _Viewing] = defaultdict(_Viewing)
-    for when, event_type, user_id, username, session, payload in fetch(bind, query):
-        video_id = field(payload, "id")
+    for when, event_type, user_id, username, session, *values in fetch(bind, query):
+        video_id, current, current_snake, old_time, new_time = values
         who = learner(user_id, username)
         if video_id is None or who is None:
             continue
@@ -96,7 +99,7 @@ def _collect(
         kind = KINDS[event_type]
         video = videos[video_id]
         state = viewings[(who, str(session), video_id)]
-        position = number(field(payload, "currentTime", "current_time"))
+        position = number(current if current is not None else current_snake)
         if kind == "play":
             video.plays += 1
             video.viewers.add(who)
@@ -116,8 +119,7 @@ def _collect(
                 state.position = position
         elif kind == "seek":
             video.seeks += 1
-            old = number(field(payload, "old_time"))
-            new = number(field(payload, "new_time"))
+            old, new = number(old_time), number(new_time)
             if state.playing:
                 _close(video, state, who, old, when)
                 state.started = when
