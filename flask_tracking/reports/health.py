@@ -65,31 +65,27 @@ def health_schema(
 ) -> Rows:
     """Events per ``schema_status`` and, for ``unvalidated`` (no schema knew the type),
     per ``event_type``: ``schema_status``, ``event_type`` (``None`` on the status totals),
-    ``events``. Two grouped SQL counts."""
-    window = where(course_id, since, until)
-    status = select(EVENTS.schema_status, func.count()).where(*window)
-    rows = [
-        {"schema_status": str(s), "event_type": None, "events": int(n)}
-        for s, n in fetch(bind, status.group_by(EVENTS.schema_status))
-    ]
-    unknown = (
-        select(EVENTS.event_type, func.count())
-        .where(*window, EVENTS.schema_status == UNVALIDATED)
-        .group_by(EVENTS.event_type)
+    ``events``. One grouped SQL count by (status, type), summed per status in Python."""
+    query = (
+        select(EVENTS.schema_status, EVENTS.event_type, func.count())
+        .where(*where(course_id, since, until))
+        .group_by(EVENTS.schema_status, EVENTS.event_type)
     )
+    totals: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
+    for status, event_type, n in fetch(bind, query):
+        totals[str(status)] += int(n)
+        if status == UNVALIDATED:
+            unknown[str(event_type)] += int(n)
+    rows: Rows = [
+        {"schema_status": s, "event_type": None, "events": n}
+        for s, n in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    ]
     rows += [
-        {"schema_status": UNVALIDATED, "event_type": str(t), "events": int(n)}
-        for t, n in fetch(bind, unknown)
+        {"schema_status": UNVALIDATED, "event_type": t, "events": n}
+        for t, n in sorted(unknown.items(), key=lambda item: (-item[1], item[0]))
     ]
-    return sorted(
-        rows,
-        key=lambda r: (
-            r["event_type"] is not None,
-            -r["events"],
-            r["schema_status"],
-            r["event_type"] or "",
-        ),
-    )
+    return rows
 
 
 def health_delivery(
