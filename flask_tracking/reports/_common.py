@@ -185,10 +185,6 @@ def fetch(
         yield from bind.execution_options(yield_per=batch).execute(query)
 
 
-def dialect_of(bind: Engine | Connection) -> str:
-    return bind.dialect.name
-
-
 def json_text(name: str) -> ColumnElement[Any]:
     """A payload field read in SQL (``json_extract`` on SQLite, ``->>`` on PostgreSQL):
     its text, or its number on SQLite; ``None`` if absent or the payload is no object.
@@ -221,8 +217,3 @@ def number(value: Any) -> float | None:
 def integer(value: Any) -> int | None:
     out = number(value)
     return int(out) if out is not None and out == int(out) else None
-
-
-def sort_rows(rows: Rows, *keys: str) -> Rows:
-    """Rows sorted by ``keys`` (``None`` first, then by value as text where mixed)."""
-    return sorted(rows, key=lambda row: tuple((row[k] is not None, row[k]) for k in keys))
