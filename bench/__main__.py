@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "ingest": "bench.bench_ingest",
     "forwarding": "bench.bench_forwarding",
     "deadline": "bench.bench_deadline",
+    "reports": "bench.bench_reports",
 }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .models import metadata
+from .reports.cli import report_command
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
@@ -41,6 +42,7 @@ cli = AppGroup(
 cli.add_command(worker_command)
 cli.add_command(forward_command)
 cli.add_command(catalog_command)
+cli.add_command(report_command)
 
 
 def database_name(state: TrackingState) -> str:
