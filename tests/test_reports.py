@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from reports_fixture import BOOK, BROKEN, COURSE, LINES, P1, PDFBOOK_PAGE, SEQ
 
 from flask_tracking.reports import (
     active_learners,
@@ -31,6 +30,7 @@ from flask_tracking.reports import (
 )
 from flask_tracking.tracking_logs import import_lines
 
+from reports_fixture import BOOK, BROKEN, COURSE, LINES, P1, PDFBOOK_PAGE, SEQ
 from support import AppFactory
 
 PARIS = "Europe/Paris"
