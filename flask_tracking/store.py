@@ -21,12 +21,11 @@ from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import StatementError
 
 from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
-from .rows import SQLITE_COLUMNS, Encoded, event_row, sqlite_values
+from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
 from .sqlite_wal import Checkpointer
 
 logger = logging.getLogger(__name__)
@@ -68,10 +67,13 @@ class SqlStore:
         self.engine = engine
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        base = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
-        self._insert_returning = base.returning(events_table.c.event_id)
         self._sqlite = engine.dialect.name == "sqlite"
+        #: PostgreSQL: a batch that is one statement (no failed rows, no insert hooks)
+        #: runs in autocommit, its own transaction: one round trip instead of three
+        #: (BEGIN, INSERT, COMMIT).
+        self._autocommit = (
+            None if self._sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._sqlite_returning_sql: dict[int, str] = {}
         #: Processes take turns through a lock file beside the database: a writer waits
         #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
@@ -156,6 +158,9 @@ class SqlStore:
         failures: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None = None,
     ) -> list[str]:
+        if self._autocommit is not None and events and not failures and not self.insert_hooks:
+            with self._autocommit.connect() as conn:
+                return self._insert(conn, events, encoded)
         with self._writing() as conn:
             stored = self._insert(conn, events, encoded) if events else []
             for hook in self.insert_hooks:
@@ -200,8 +205,8 @@ class SqlStore:
             unique.setdefault(event["event_id"], (event, encoded[index] if encoded else None))
         if self._sqlite:
             return self._sqlite_insert(conn, list(unique.values()))
-        rows = [event_row(e) for e, _ in unique.values()]
-        return list(conn.execute(self._insert_returning, rows).scalars())
+        batch = pg_batch(list(unique.values()))
+        return [row[0] for row in conn.exec_driver_sql(PG_INSERT, (batch,))]
 
     def _sqlite_insert(
         self, conn: Connection, events: list[tuple[Mapping[str, Any], Encoded | None]]
