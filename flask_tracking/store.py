@@ -208,7 +208,8 @@ class SqlStore:
             unique.setdefault(event["event_id"], (event, encoded[index] if encoded else None))
         if self._sqlite:
             return self._sqlite_insert(conn, list(unique.values()))
-        rows, stored = list(unique.values()), []
+        rows = list(unique.values())
+        stored: list[str] = []
         for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
             batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
             stored.extend(row[0] for row in conn.exec_driver_sql(PG_INSERT, (batch,)))
