@@ -1,4 +1,4 @@
-"""Tracking-log import into SQLite, end to end, beside a raw ``sqlite3`` executemany.
+"""Tracking-log import, end to end, beside the fastest raw write of the same rows.
 
 A 200,000-line edX tracking log (JSON lines) is made by sampling the corpus lines and
 rewriting ``time`` (increasing, spread over days, in each line's own style) and the
@@ -12,7 +12,13 @@ Baseline, in the same run: the very rows that import stored (read back), written
 ``sqlite3.executemany`` into a fresh file with the same table and indexes and the same
 PRAGMAs (WAL, synchronous=NORMAL), in one transaction: the physical limit. Best of 3.
 
-``BENCH_IMPORT_EVENTS`` changes the line count (for a quick look).
+PostgreSQL (the tests' database, ``tests/services.py``, in a schema of its own,
+``bench_import``, dropped at the end): the same import, and as the baseline the rows it
+stored, read back, written by psycopg's ``COPY ... FROM STDIN`` into a fresh copy of the
+table with the same indexes, in one transaction. Best of 3.
+
+``BENCH_IMPORT_EVENTS`` changes the line count (for a quick look);
+``BENCH_IMPORT_DATABASES`` (``sqlite,postgresql``) the databases.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from typing import Any
 from . import corpus_lines, note, percent, rate
 
 EVENTS = int(os.environ.get("BENCH_IMPORT_EVENTS", "200000"))
-TARGET = 15.0  # percent of the raw rate
+TARGET = 15.0  # percent of the raw rate (SQLite)
+PG_TARGET = 30.0  # percent of the raw COPY (PostgreSQL, issue 12)
+DATABASES = os.environ.get("BENCH_IMPORT_DATABASES", "sqlite,postgresql").split(",")
+PG_SCHEMA = "bench_import"
 LEARNERS = 5000
 SEED = 20240201
 START = datetime(2024, 2, 1, tzinfo=UTC)
@@ -64,8 +73,9 @@ def _time_like(original: Any, when: datetime) -> str:
     return when.isoformat() if aware or not text else when.replace(tzinfo=None).isoformat()
 
 
-def import_file(log: Path, db: Path) -> tuple[Any, float]:
-    """Import ``log`` into a fresh ``db`` as ``flask tracking import`` does; (summary, s)."""
+def import_file(log: Path, db: Path, url: str | None = None) -> tuple[Any, float]:
+    """Import ``log`` into a fresh ``db`` (or the database at ``url``) as ``flask tracking
+    import`` does; (summary, s)."""
     from flask import Flask
 
     from flask_tracking import Tracking
@@ -73,7 +83,7 @@ def import_file(log: Path, db: Path) -> tuple[Any, float]:
     from flask_tracking.tracking_logs import import_lines, read_lines
 
     app = Flask("bench_import", instance_path=str(db.parent / "instance"))
-    app.config.update(SECRET_KEY="bench-secret", TRACKING_DATABASE_URL=f"sqlite:///{db}")
+    app.config.update(SECRET_KEY="bench-secret", TRACKING_DATABASE_URL=url or f"sqlite:///{db}")
     Tracking(app)
     with app.app_context():
         state = get_state()
@@ -117,8 +127,92 @@ def raw_executemany(source_db: Path, target_db: Path) -> tuple[int, float]:
     return len(rows), seconds
 
 
+def pg_url() -> str:
+    """The tests' PostgreSQL, in the schema ``bench_import`` (created empty)."""
+    from sqlalchemy import create_engine, text
+
+    from .bench_ingest import postgres_url
+
+    url = postgres_url().replace("bench_ingest", PG_SCHEMA)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    engine.dispose()
+    return url
+
+
+def raw_copy(url: str, round_: int) -> tuple[int, float]:
+    """The rows import stored, read back and written by one COPY into a fresh copy of
+    the table (same indexes), in one transaction; (rows, s)."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    from flask_tracking.models import events_table
+
+    columns = [c.name for c in events_table.columns if c.name != "id"]
+    names = ", ".join(f'"{c}"' for c in columns)
+    json_columns = {c.name for c in events_table.columns if c.type.__class__.__name__ == "JSON"}
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    target = f"bench_copy_{round_}"
+    with psycopg.connect(dsn) as conn:
+        # JSON columns read back as their text, which COPY writes as it is.
+        read = ", ".join(f'"{c}"::text' if c in json_columns else f'"{c}"' for c in columns)
+        rows = conn.execute(f"SELECT {read} FROM tracking_events ORDER BY id").fetchall()
+        conn.execute(f"CREATE TABLE {target} (LIKE tracking_events INCLUDING ALL)")
+        conn.commit()
+        start = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        seconds = time.perf_counter() - start
+    return len(rows), seconds
+
+
+def drop_pg(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+    engine.dispose()
+
+
+def run_postgresql(log: Path, folder: Path) -> str:
+    try:
+        url = pg_url()
+    except Exception as exc:  # ServiceUnavailable, psycopg missing
+        return f"import postgresql: skipped (no PostgreSQL: {exc})"
+    try:
+        summary, ours_s = import_file(log, folder / "unused.db", url)
+        note(f"import postgresql: {summary} in {ours_s:.1f}s; raw COPY baseline")
+        raw_s, raw_rows = float("inf"), 0
+        for round_ in range(BASELINE_ROUNDS):
+            raw_rows, seconds = raw_copy(url, round_)
+            raw_s = min(raw_s, seconds)
+    finally:
+        drop_pg(url)
+    line = (
+        f"import postgresql: {rate(summary.stored, ours_s)} events/s end to end"
+        f" vs raw psycopg COPY {rate(raw_rows, raw_s)} rows/s"
+        f" = {percent(summary.stored / ours_s, raw_rows / raw_s)} (target >= {PG_TARGET:g}%)"
+    )
+    if summary.stored != summary.read or summary.stored != EVENTS:
+        line += f" [WARNING: {summary}]"
+    return line
+
+
 def run() -> list[str]:
     lines, label = corpus_lines()
+    out = []
+    if "postgresql" in DATABASES:
+        with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+            log = Path(tmp) / "tracking.log"
+            make_log(log, EVENTS, lines)
+            out.append(run_postgresql(log, Path(tmp)))
+    if "sqlite" not in DATABASES:
+        return out
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = Path(tmp)
         log = folder / "tracking.log"
@@ -141,4 +235,4 @@ def run() -> list[str]:
     )
     if summary.stored != summary.read or summary.stored != EVENTS:
         line += f" [WARNING: {summary}]"
-    return [line]
+    return [line, *out]

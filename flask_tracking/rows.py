@@ -2,11 +2,13 @@
 
 Both are derived from :data:`flask_tracking.event.FIELDS`:
 
-- :func:`event_row` gives a column dict (naive UTC times, context columns filled), which
-  SQLAlchemy encodes (PostgreSQL);
 - :func:`sqlite_values` gives a ready tuple in :data:`SQLITE_COLUMNS` order, encoded as
   SQLAlchemy's SQLite types would (JSON by ``json.dumps``, times as naive UTC text), for
-  the hand-built multi-row INSERT that is the SQLite hot path.
+  the hand-built multi-row INSERT that is the SQLite hot path;
+- :func:`pg_batch` gives a whole batch as one JSON text (rows as objects, JSON columns
+  spliced in as ``limits.check`` encoded them, times as naive UTC text) for the one
+  constant ``INSERT ... SELECT FROM json_to_recordset(...)`` that is the PostgreSQL hot
+  path (:data:`PG_INSERT`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,26 @@ _JSON: Final = tuple(f.name for f in FIELDS if f.kind == "json")
 #: The column order of :func:`sqlite_values`.
 SQLITE_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *_JSON, *CONTEXT_COLUMNS)
 _plain_values = operator.itemgetter(*_PLAIN)
+#: The columns of a row in the PostgreSQL batch (:func:`pg_batch`): the JSON columns last,
+#: so their encoding is spliced in after the others.
+PG_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *CONTEXT_COLUMNS, *_JSON)
+_KIND: Final = {f.name: f.kind for f in FIELDS}
+#: The SQL type of each column on PostgreSQL, as ``json_to_recordset`` reads it.
+_PG_TYPES: Final = {"id": "text", "text": "text", "code": "text", "time": "timestamp"}
+_PG_TYPES.update({"json": "json", "int": "bigint"})
+#: The PostgreSQL insert: one constant statement (prepared by psycopg after a few uses)
+#: whatever the batch size, with one parameter, the batch as a JSON array of row objects
+#: (parsed once by the server, not bound value by value by the driver); a duplicate id is
+#: skipped and left out of ``RETURNING``, in the same round trip.
+PG_INSERT: Final = (
+    f"INSERT INTO tracking_events ({', '.join(PG_COLUMNS)})"
+    f" SELECT {', '.join(PG_COLUMNS)} FROM json_to_recordset(%s::json) AS r("
+    + ", ".join(f"{name} {_PG_TYPES[_KIND.get(name, 'text')]}" for name in PG_COLUMNS)
+    + ") ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_PG_HEAD: Final = PG_COLUMNS[: -len(_JSON)]
+#: ``, "key": `` before each JSON column's encoding.
+_PG_JSON_KEYS: Final = tuple(f', "{name}": ' for name in _JSON)
 
 
 def text_value(value: Any) -> str | None:
@@ -42,17 +64,6 @@ def naive_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The column values of an event."""
-    row = {f.name: event.get(f.name) for f in FIELDS}
-    for key in TIME_KEYS:
-        row[key] = naive_utc(row[key])
-    context = event.get("context") or {}
-    for name in CONTEXT_COLUMNS:
-        row[name] = text_value(context.get(name))
-    return row
 
 
 def sqlite_time(value: datetime | None) -> str | None:
@@ -88,3 +99,28 @@ def sqlite_values(
         *encoded,
         *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
     )
+
+
+def pg_batch(
+    events: Sequence[tuple[Mapping[str, Any], Sequence[str | None] | None]],
+) -> str:
+    """The parameter of :data:`PG_INSERT`: ``(event, encoded)`` pairs as one JSON array of
+    row objects; ``encoded`` as in :func:`sqlite_values` (``None``: encoded here), spliced
+    in as it is, not encoded again (the ``json`` columns keep that very text)."""
+    dumps = json.dumps
+    rows = []
+    for event, encoded in events:
+        context = event["context"] or {}
+        if encoded is None:
+            encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
+        values = [
+            *_plain_values(event),
+            *[sqlite_time(event[key]) for key in TIME_KEYS],
+            *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
+        ]
+        head = dumps(dict(zip(_PG_HEAD, values, strict=True)))
+        tail = "".join(
+            [f"{key}{text}" for key, text in zip(_PG_JSON_KEYS, encoded, strict=True) if text]
+        )
+        rows.append(f"{head[:-1]}{tail}}}")
+    return f"[{', '.join(rows)}]"

@@ -1,0 +1,102 @@
+"""The store's batch insert on both databases (PostgreSQL: one constant statement over
+``json_to_recordset``, ``rows.PG_INSERT``): big batches, duplicates, the JSON text kept."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+
+from flask_tracking.engine import make_engine
+from flask_tracking.event import Event, new_event
+from flask_tracking.limits import check
+from flask_tracking.models import events_table, failed_table
+from flask_tracking.store import PG_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT, SqlStore
+
+NOW = datetime(2024, 2, 1, 9, 0, tzinfo=UTC)
+
+
+def event(n: int, **values: Any) -> Event:
+    base: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "play_video",
+        "event_source": "browser",
+        "time": NOW + timedelta(seconds=n),
+        "received_at": NOW,
+        "event": {"id": f"v{n}", "currentTime": n + 0.5},
+        "event_format": "object",
+        "schema_status": "valid",
+        "context": {"course_id": "course-v1:X+Y+Z", "user_id": 7, "org_id": ""},
+        "seq": n,
+        "clock_skew_ms": -(2**40),
+    }
+    base.update(values)
+    return new_event(**base)
+
+
+def encoded(events: list[Event]) -> list[Any]:
+    out = []
+    for item in events:
+        problems, enc = check(item, 32 * 1024)
+        assert not problems
+        out.append(enc)
+    return out
+
+
+def test_a_big_batch_with_duplicates_is_stored_once(database_url: str) -> None:
+    store = SqlStore(make_engine(database_url, timeout=5))
+    try:
+        size = max(PG_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT) * 2 + 7
+        events = [event(n) for n in range(size)]
+        first = store.write(events[:10], (), encoded(events[:10]))
+        assert first.stored == [e["event_id"] for e in events[:10]]
+        batch = events + events[3:5]  # stored before, and twice in this batch
+        result = store.write(batch, (), encoded(batch))
+        assert sorted(result.stored) == sorted(e["event_id"] for e in events[10:])
+        assert len(result.duplicates) == 12 and not result.rejected
+        assert store.count() == size
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                select(events_table).where(events_table.c.event_id == events[-1]["event_id"])
+            ).one()
+        assert row.seq == size - 1 and row.clock_skew_ms == -(2**40)
+        assert row.time == (NOW + timedelta(seconds=size - 1)).replace(tzinfo=None)
+        assert row.course_id == "course-v1:X+Y+Z" and row.user_id == "7" and row.org_id is None
+        assert row.client_time is None and row.original is None and row.name is None
+    finally:
+        store.engine.dispose()
+
+
+def test_json_columns_keep_the_encoded_text(database_url: str) -> None:
+    store = SqlStore(make_engine(database_url, timeout=5))
+    try:
+        payload = {"z": 1, "a": 'é ☃ 𝄞 "quoted" \\ back', "n": None, "l": [1.5, True]}
+        item = event(1, event=payload, event_raw='{"z":1}', page="https://x/é")
+        enc = encoded([item])
+        assert store.write([item], (), enc).stored == [item["event_id"]]
+        with store.engine.connect() as conn:
+            row = conn.execute(select(events_table)).one()
+            stored_text = conn.execute(text("SELECT CAST(event AS TEXT) FROM tracking_events"))
+            raw = stored_text.scalar_one()
+        assert row.event == payload and row.event_raw == '{"z":1}' and row.page == "https://x/é"
+        assert list(row.event) == ["z", "a", "n", "l"]  # the key order kept
+        assert raw == enc[0][0] == json.dumps(payload, ensure_ascii=False)
+    finally:
+        store.engine.dispose()
+
+
+def test_failed_rows_and_events_in_one_transaction(database_url: str) -> None:
+    store = SqlStore(make_engine(database_url, timeout=5))
+    try:
+        items = [event(n) for n in range(3)]
+        failure = {"origin": "browser", "raw": "{}", "reasons": {"_schema": ["x"]}}
+        result = store.write(items, [failure], encoded(items))
+        assert len(result.stored) == 3
+        with store.engine.connect() as conn:
+            assert conn.execute(select(failed_table.c.origin)).scalars().all() == ["browser"]
+        assert store.count() == 3
+    finally:
+        store.engine.dispose()
