@@ -253,3 +253,32 @@ def test_events_spooled_before_versions_existed_are_stored(app: Flask) -> None:
     with app.app_context():
         app.extensions["tracking"].tracker.pipeline.store_spooled([old_line])
     assert stored(app) == [("showanswer", "server", None)]
+
+
+def test_unstorable_and_hostile_values_of_a_registered_type_refuse_only_their_event(
+    app: Flask,
+) -> None:
+    """A registered type passes its schema and then the same storage limits as a built-in:
+    a lone surrogate, an integer beyond 64 bits, an over-long indexed value and a deeply
+    nested payload each refuse their own event (kept in the failed table); the rest of the
+    batch is stored."""
+    client = app.test_client()
+    deep: Any = "bottom"
+    for _ in range(200):
+        deep = [deep]
+    events = [
+        item(BOOKMARK, {"url": "/ok"}),
+        item(BOOKMARK, {"url": "/p\ud800"}),
+        item(BOOKMARK, {"url": "/p", "extra": 2**70}),
+        item(BOOKMARK, {"url": "/p", "nested": deep}),
+        {**item("x" * 2000, {"url": "/p"})},
+        item(QUIZ, {"quiz_id": "q", "attempt": 1}),
+    ]
+    answer = client.post(
+        f"{prefix(app)}/events", json={"sent_at": time.time() * 1000, "events": events}
+    )
+    assert answer.status_code == 200
+    assert answer.json["accepted"] == 2
+    assert sorted(f["index"] for f in answer.json["failed"]) == [1, 2, 3, 4]
+    assert stored(app) == [(BOOKMARK, "browser", 1), (QUIZ, "browser", 1)]
+    assert len(reasons(app)) == 4
