@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, overload
 
-from flask import Flask, url_for
+from flask import Flask, current_app, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import Engine, Select
 
@@ -280,14 +280,20 @@ class Tracking(EventTypes):
         )
 
 
-def tracking_script() -> Markup:
+def tracking_script(minified: bool | None = None) -> Markup:
     """The ``<script>`` tag that loads the browser Logger with its endpoint configured.
+
+    It loads ``logger.min.js``, or the commented source ``logger.js`` when ``minified``
+    is false; by default the source only while the app runs in debug mode.
 
     It also starts the page's tracking session, so the page's answer carries the cookie
     and the events the page sends all carry one ``session``.
     """
     get_state().request_info.start_session()
-    src = url_for("tracking.static", filename="js/logger.js")
+    if minified is None:
+        minified = not current_app.debug
+    name = "logger.min.js" if minified else "logger.js"
+    src = url_for("tracking.static", filename=f"js/{name}")
     endpoint = url_for("tracking.events")
     return Markup(f'<script src="{escape(src)}" data-endpoint="{escape(endpoint)}" defer></script>')
 

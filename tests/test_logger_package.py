@@ -219,19 +219,40 @@ def test_blueprint_serves_the_logger_files(client: Any, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("prefix", "src"),
-    [("/activity", "/activity/static/js/logger.js"), ("/", "/activity/static/js/logger.js")],
+    ("prefix", "debug", "src"),
+    [
+        ("/activity", False, "/activity/static/js/logger.min.js"),
+        ("/", False, "/activity/static/js/logger.min.js"),
+        ("/activity", True, "/activity/static/js/logger.js"),
+    ],
 )
-def test_tracking_script_points_at_a_served_logger(make_app: Any, prefix: str, src: str) -> None:
-    """With TRACKING_URL_PREFIX = "/", <prefix>/static would be the app's own /static
-    route, which shadows the blueprint's: the Logger stays at /activity/static there."""
+def test_tracking_script_points_at_a_served_logger(
+    make_app: Any, prefix: str, debug: bool, src: str
+) -> None:
+    """The tag loads the minified Logger, the source in debug mode. With
+    TRACKING_URL_PREFIX = "/", <prefix>/static would be the app's own /static route,
+    which shadows the blueprint's: the Logger stays at /activity/static there."""
     from flask import render_template_string
 
     app = make_app(TRACKING_URL_PREFIX=prefix)
+    app.debug = debug
     with app.test_request_context("/"):
         tag = render_template_string("{{ tracking_script() }}")
     assert f'src="{src}"' in tag, tag
     response = app.test_client().get(src)
     assert response.status_code == 200
-    assert response.data == (LOGGER_DIR / "logger.js").read_bytes()
+    assert response.data == (LOGGER_DIR / src.rsplit("/", 1)[-1]).read_bytes()
     response.close()
+
+
+def test_tracking_script_can_choose_the_file(make_app: Any) -> None:
+    """``minified=`` overrides what debug mode picks."""
+    from flask import render_template_string
+
+    app = make_app()
+    with app.test_request_context("/"):
+        source = render_template_string("{{ tracking_script(minified=False) }}")
+        app.debug = True
+        minified = render_template_string("{{ tracking_script(minified=True) }}")
+    assert 'src="/activity/static/js/logger.js"' in source, source
+    assert 'src="/activity/static/js/logger.min.js"' in minified, minified
