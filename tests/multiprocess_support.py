@@ -3,7 +3,9 @@
 ``create_app()`` is the WSGI app of an ingest host (``multiprocess_support:create_app()``
 for gunicorn): the forwarding tests' app (``forwarding_app.make_app``, config from the
 JSON in ``MULTI_APP_CONFIG``) with an identity loader reading the learner from the Flask
-session, and ``GET /login/<name>`` to sign a learner in. Every host gets the same
+session, and ``GET /login/<name>`` to sign a learner in. A request with an ``X-Test-Hold`` header is
+answered only after :data:`HOLD_SECONDS` (after its commit: "stored, not acknowledged"
+for as long as it takes to kill the host). Every host gets the same
 ``SECRET_KEY``, so a session cookie of one host is good on the others (as behind a load
 balancer) and the hosts share one rate-limit bucket per learner.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, session
+from flask import Flask, Response, request, session
 
 from flask_tracking import Tracking
 
@@ -48,6 +50,10 @@ START_DEADLINE = 30.0
 #: Longest wait for one answer (a request to a killed host fails at once).
 REQUEST_TIMEOUT = 15.0
 COURSE_PAGE = "https://lms.example.org/courses/course-v1:Org+Multi+Run/courseware/u1"
+#: How long a request with ``X-Test-Hold`` waits before its answer (its host is killed
+#: meanwhile; the bound only keeps a leftover process from waiting forever).
+HOLD_SECONDS = 60.0
+HOLD_HEADER = "X-Test-Hold"
 PLAY = {"id": "intro", "code": "html5", "currentTime": 1.5, "speed": "1.0"}
 
 
@@ -66,6 +72,14 @@ def create_app() -> Flask:
     def login(name: str) -> Response:
         session["learner"] = name
         return Response(status=204)
+
+    never = threading.Event()
+
+    @app.after_request
+    def hold(response: Response) -> Response:
+        if request.headers.get(HOLD_HEADER):
+            never.wait(HOLD_SECONDS)  # the view has committed; the answer waits
+        return response
 
     return app
 
@@ -204,12 +218,22 @@ class Learner:
     def page(self, marker: str) -> str:
         return f"{COURSE_PAGE}?t={self.tag}&m={marker}"
 
-    def call(self, url: str, data: bytes | None, content_type: str | None = None) -> Answer:
+    def call(
+        self,
+        url: str,
+        data: bytes | None,
+        content_type: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Answer:
         request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
         if content_type:
             request.add_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
-            with self.opener.open(request, timeout=REQUEST_TIMEOUT) as answer:
+            with self.opener.open(request, timeout=timeout) as answer:
                 status, raw, retry = answer.status, answer.read(), None
         except urllib.error.HTTPError as error:
             status, raw, retry = error.code, error.read(), error.headers.get("Retry-After")

@@ -22,6 +22,7 @@ Every wait polls a condition with a deadline; the module takes well under a minu
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import threading
@@ -41,7 +42,7 @@ from rq.job import Job
 from sqlalchemy import Engine, create_engine, text
 
 from forwarding_app import FAST, WorkerProcess, clean_redis, wait_until
-from multiprocess_support import IngestHost, Learner, Ledger
+from multiprocess_support import HOLD_HEADER, IngestHost, Learner, Ledger
 from receivers import WebhookReceiver
 from services import get_or_skip, redis_url
 from support import reset_database, service_url
@@ -56,6 +57,12 @@ WORKERS = 2
 LEARNERS = 6
 ROUNDS = 12
 BATCH = 12
+#: The host killed in the middle of the load. It gathers its deliveries for VICTIM_LINGER
+#: seconds before handing them to Redis, so when it dies those of its last seconds exist
+#: only as rows in the database: the workers' sweep must find them (after its grace of
+#: 2 s: workers' own linger and sweep interval are the quick FAST ones).
+VICTIM = 1
+VICTIM_LINGER = 20.0
 
 
 @dataclass
@@ -112,12 +119,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # would then be sent twice, with the same keys, as docs/forwarding.md says).
         "TRACKING_FORWARD_JOB_TIMEOUT": 30,
     }
-    hosts = [
-        IngestHost(
-            f"host{n}", {**common, "INSTANCE_PATH": str(tmp / f"host{n}")}, tmp / f"host{n}.log"
-        )
-        for n in range(HOSTS)
-    ]
+    hosts = []
+    for n in range(HOSTS):
+        config = {**common, "INSTANCE_PATH": str(tmp / f"host{n}")}
+        if n == VICTIM:
+            config["TRACKING_FORWARD_LINGER"] = VICTIM_LINGER
+        hosts.append(IngestHost(f"host{n}", config, tmp / f"host{n}.log"))
     workers: list[WorkerProcess] = []
     client = redis.Redis.from_url(redis_at)
     engine = create_engine(database_url)
@@ -231,7 +238,7 @@ def test_a_host_killed_mid_load_loses_nothing_it_acknowledged(cluster: Cluster) 
     learners = [Learner(f"learner{n}", tag="load") for n in range(LEARNERS)]
     planned = LEARNERS * ROUNDS * 2
     deadline = time.monotonic() + 90
-    victim = cluster.hosts[1]
+    victim = cluster.hosts[VICTIM]
 
     def other_host(n: int) -> Any:
         def pick() -> str:
@@ -251,18 +258,48 @@ def test_a_host_killed_mid_load_loses_nothing_it_acknowledged(cluster: Cluster) 
             learner.post_single(host, ledger, retry=other_host(number + round_ + 1))
             learner.post_batch(cluster.live, ledger, BATCH, deadline)
 
+    held = Learner("held", tag="load")
+    held_batch = held.batch(BATCH)
+    held_ids = [e["id"] for e in held_batch["events"]]
+    held_answers: list[Any] = []
+
+    def post_held() -> None:
+        """A batch the victim stores and never answers; then posted again elsewhere."""
+        data = json.dumps(held_batch).encode()
+        url = f"{victim.url}/activity/events"
+        held_answers.append(held.call(url, data, "text/plain", headers={HOLD_HEADER: "1"}))
+        host = cluster.live()[0]
+        held_answers.append(held.call(f"{host}/activity/events", data, "text/plain"))
+        if held_answers[-1].status == 200:
+            with ledger.lock:
+                ledger.acked.update(dict.fromkeys(held_ids, host))
+
+    def held_stored() -> bool:
+        with cluster.engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT count(*) FROM tracking_events WHERE event_id = ANY(:ids)"),
+                {"ids": held_ids},
+            ).scalar()
+        return found == BATCH
+
     threads = [
         threading.Thread(target=run, args=(n, learner), name=learner.name)
         for n, learner in enumerate(learners)
     ]
     for thread in threads:
         thread.start()
+    holder = threading.Thread(target=post_held, name="held")
     try:
-        # A third of the way in, the host dies: SIGKILL of its master and workers.
+        # A third of the way in, the victim stores a batch and holds its answer; then it
+        # dies (SIGKILL of its master and workers) with that batch acknowledged to nobody,
+        # other requests in flight, and the deliveries of its last moments gathered in
+        # memory (it lingers TRACKING_FORWARD_LINGER = VICTIM_LINGER before a hand-over).
         wait_until(lambda: ledger.requests >= planned // 3, 60, "a third of the load")
+        holder.start()
+        wait_until(held_stored, 30, "the held batch stored", interval=0.01)
+        victim.kill()
         with cluster.lock:
             cluster.alive.remove(victim.url)
-        victim.kill()
         with ledger.lock:
             acked_by_victim = {e for e, host in ledger.acked.items() if host == victim.url}
             acked_by_victim |= {m for m, host in ledger.acked_single.items() if host == victim.url}
@@ -273,8 +310,13 @@ def test_a_host_killed_mid_load_loses_nothing_it_acknowledged(cluster: Cluster) 
         with cluster.lock:
             cluster.alive.append(victim.url)
     finally:
-        for thread in threads:
-            thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        for thread in [*threads, holder]:
+            if thread.ident is not None:
+                thread.join(timeout=max(1.0, deadline - time.monotonic()))
+    assert not holder.is_alive()
+    # The held batch: no answer from the victim; posted again, found stored (duplicates).
+    assert [a.status for a in held_answers] == ["lost", 200], held_answers
+    assert held_answers[1].body == {"accepted": 0, "duplicates": BATCH, "failed": []}
     assert not any(thread.is_alive() for thread in threads), "learners still posting"
     assert not ledger.problems, ledger.problems[:5]
     assert acked_by_victim, "the killed host had acknowledged nothing before it died"
@@ -285,7 +327,7 @@ def test_a_host_killed_mid_load_loses_nothing_it_acknowledged(cluster: Cluster) 
     singles = Counter(marker for _, marker in rows if marker != "batch")
     assert set(batch_ids) == set(ledger.acked), (len(batch_ids), len(ledger.acked))
     assert set(batch_ids.values()) == {1}
-    assert len(ledger.acked) == LEARNERS * ROUNDS * BATCH  # every batch was stored
+    assert len(ledger.acked) == (LEARNERS * ROUNDS + 1) * BATCH  # every batch was stored
     for marker in ledger.acked_single:
         assert singles[marker] == 1, marker
     assert not set(ledger.refused_single) & set(singles)
