@@ -1,6 +1,6 @@
 """Many processes and hosts: 3 ingest hosts and 2 workers on one PostgreSQL and one Redis.
 
-Everything is a real process. Each ingest host is gunicorn (2 gthread workers × 2
+Everything is a real process. Each ingest host is gunicorn (2 gthread workers x 2
 threads) with an instance folder of its own on its own loopback port; two ``flask
 tracking worker`` processes share the RQ queue; every host and worker uses the same
 PostgreSQL database and the same Redis; the one destination is a loopback webhook
@@ -31,7 +31,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,7 +52,7 @@ SECRET = "multi-webhook-secret"
 BUDGET = 60
 HOSTS = 3
 WORKERS = 2
-#: The load: LEARNERS × ROUNDS × (one single event + one batch of BATCH), under BUDGET.
+#: The load: LEARNERS x ROUNDS x (one single event + one batch of BATCH), under BUDGET.
 LEARNERS = 6
 ROUNDS = 12
 BATCH = 12
@@ -138,9 +137,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for host in hosts:
             host.wait_ready()
         rq_queue = Queue(queue, connection=client)
-        wait_until(
-            lambda: Worker.count(queue=rq_queue) == WORKERS, 30, "both workers registered"
-        )
+        wait_until(lambda: Worker.count(queue=rq_queue) == WORKERS, 30, "both workers registered")
         found.alive = [host.url for host in hosts]
         yield found
     finally:
@@ -183,7 +180,8 @@ def settle(cluster: Cluster, timeout: float = 60) -> None:
 
     wait_until(delivered, timeout, "every stored event delivered", interval=0.2)
     with cluster.engine.connect() as conn:
-        ids = {event_id for (event_id,) in conn.execute(text("SELECT event_id FROM tracking_events"))}
+        found = conn.execute(text("SELECT event_id FROM tracking_events"))
+        ids = {event_id for (event_id,) in found}
     assert receiver.event_ids() == ids
     assert receiver.duplicates == {}
     assert receiver.bad_signatures == 0
@@ -195,7 +193,7 @@ def test_one_learner_spread_over_three_hosts_gets_one_budget(cluster: Cluster) -
     urls = cluster.live()
     greedy.login(urls[0])  # the cookie is good on every host (one SECRET_KEY)
     ledger = Ledger()
-    per_thread = BUDGET  # 3 × BUDGET requests in all: 2 × BUDGET must be refused
+    per_thread = BUDGET  # 3 x BUDGET requests in all: 2 x BUDGET must be refused
 
     def post(offset: int) -> None:
         for n in range(per_thread):
