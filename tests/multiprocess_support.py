@@ -179,7 +179,7 @@ class Ledger:
     acked_single: dict[str, str] = field(default_factory=dict)
     #: markers of single events answered 4xx/5xx (nothing stored) and of those that got
     #: no answer (a killed host: stored or not, at most once)
-    refused_single: dict[str, int] = field(default_factory=dict)
+    refused_single: dict[str, int | str] = field(default_factory=dict)
     unanswered_single: set[str] = field(default_factory=set)
     #: batches answered 200 with duplicates: a retry of one a killed host had stored
     duplicate_answers: int = 0
@@ -330,7 +330,9 @@ class Learner:
                 host = retry()
                 continue
             with ledger.lock:
-                ledger.refused_single[marker] = answer.status  # type: ignore[assignment]
-            if answer.status != 429:
+                ledger.refused_single[marker] = answer.status
+            if answer.status == 429 and not answer.retry_after:
+                ledger.problem("a 429 without Retry-After")
+            elif answer.status != 429:
                 ledger.problem(f"single event answered {answer.status} {answer.body}")
             return answer
