@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import signal
 import threading
 import time
 import uuid
@@ -141,6 +142,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         found.alive = [host.url for host in hosts]
         yield found
     finally:
+        # SIGTERM to all at once (each finishes what it has in hand), then wait for each.
+        for running in [*(w.proc for w in workers), *(h.process for h in hosts)]:
+            if running is not None and running.poll() is None:
+                running.send_signal(signal.SIGTERM)
         for process in workers:
             process.stop()
         for host in hosts:
