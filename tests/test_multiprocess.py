@@ -272,6 +272,7 @@ def test_a_host_killed_mid_load_loses_nothing_it_acknowledged(cluster: Cluster) 
 
     def post_held() -> None:
         """A batch the victim stores and never answers; then posted again elsewhere."""
+        held.login(victim.url)
         data = json.dumps(held_batch).encode()
         url = f"{victim.url}/activity/events"
         held_answers.append(held.call(url, data, "text/plain", headers={HOLD_HEADER: "1"}))
