@@ -58,12 +58,13 @@ def store_fixture(tracker: Any) -> None:
 
 
 def video_lines(count: int) -> list[str]:
-    """``count`` videos ``video-0001``..., video n played (n % 7) + 1 times, by as many
-    learners, each play followed by a pause 10 s later."""
+    """``count`` videos ``video-0001``...: video n played once, or ``n % 7 + 2`` times
+    when n is a multiple of 10, each time by another learner, each play followed by a
+    pause 10 s later."""
     start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     out = []
     for n in range(1, count + 1):
-        for viewer in range(n % 7 + 1):
+        for viewer in range(n % 7 + 2 if n % 10 == 0 else 1):
             for step, (event_type, position) in enumerate((("play_video", 0), ("pause_video", 10))):
                 when = start + timedelta(seconds=n * 60 + viewer * 20 + step * 10)
                 payload = {"id": f"video-{n:04d}", "code": "html5", "currentTime": position}

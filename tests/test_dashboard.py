@@ -12,12 +12,6 @@ import re
 from typing import Any
 
 import pytest
-from flask import Flask, request
-
-from flask_tracking import Tracking
-from flask_tracking.reports import REPORTS, video
-from flask_tracking.reports.formats import as_csv
-
 from dashboard_support import (
     FILTERED,
     FILTERED_ARGS,
@@ -28,6 +22,12 @@ from dashboard_support import (
     store_fixture,
     store_videos,
 )
+from flask import Flask, request
+
+from flask_tracking import Tracking
+from flask_tracking.reports import REPORTS, video
+from flask_tracking.reports.formats import as_csv
+
 from support import AppFactory
 
 CSP = (
@@ -137,7 +137,7 @@ def test_a_long_list_shows_top_n_with_search_and_pages(make_app: AppFactory) -> 
     assert listed(q="VIDEO-004") == cells([r for r in rows if "video-004" in r["video_id"]])
     assert listed(q="nothing like it") == []
     page = get(app, "/activity/dashboard/video", q="-00").text
-    assert f"1–{min(20, len(matching))} of {len(matching)}" in page
+    assert f"1\N{EN DASH}{min(20, len(matching))} of {len(matching)}" in page
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,9 @@ def test_a_long_list_shows_top_n_with_search_and_pages(make_app: AppFactory) -> 
         ({"page": "0"}, "page"),
     ],
 )
-def test_a_bad_filter_answers_400_naming_it(dash: Flask, params: dict[str, str], named: str) -> None:
+def test_a_bad_filter_answers_400_naming_it(
+    dash: Flask, params: dict[str, str], named: str
+) -> None:
     page = get(dash, "/activity/dashboard/video", **params)
     assert page.status_code == 400
     assert named in page.text
