@@ -12,12 +12,28 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 Rows = Sequence[dict[str, Any]]
 Spec = dict[str, Any]
 #: Event types drawn apart in the activity chart; the rest are summed as "other".
 TOP_TYPES = 8
+#: Day series are drawn with every day between their first and last (a day without a
+#: row is a zero, not left out), up to this many days.
+MAX_FILLED_DAYS = 1000
+
+
+def every_day(days: Iterable[str]) -> list[str]:
+    """The ISO days from the first of ``days`` to the last, each one (or just ``days``,
+    sorted, when that would be more than ``MAX_FILLED_DAYS``)."""
+    given = sorted(set(days))
+    if not given:
+        return []
+    first, last = date.fromisoformat(given[0]), date.fromisoformat(given[-1])
+    if (last - first).days >= MAX_FILLED_DAYS:
+        return given
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
 def spec(
@@ -71,7 +87,7 @@ def by_day(rows: Rows, day: str, series: str, value: str, *, y: str, top: int = 
         name = str(row[series])
         totals[name] += row[value]
         cells[(row[day], name)] += row[value]
-    days = sorted({row[day] for row in rows})
+    days = every_day(row[day] for row in rows)
     kept = [name for name, _ in totals.most_common(top)]
     datasets = {name: [cells.get((d, name), 0) for d in days] for name in kept}
     rest = [name for name in totals if name not in kept]
@@ -87,13 +103,13 @@ def activity_chart(rows: Rows) -> Spec:
 def learners_chart(rows: Rows) -> Spec:
     """Learners per day, and per week drawn at its Monday."""
     per = {(row["period"], row["start"]): row["learners"] for row in rows}
-    days = sorted({row["start"] for row in rows})
+    days = every_day(row["start"] for row in rows)
     return {
         **spec(
             "line",
             days,
             {
-                "per day": [per.get(("day", d)) for d in days],
+                "per day": [per.get(("day", d), 0) for d in days],
                 "per week (at its Monday)": [per.get(("week", d)) for d in days],
             },
             x="day",
@@ -193,10 +209,15 @@ def schema_chart(rows: Rows) -> Spec:
 
 
 def delivery_chart(rows: Rows) -> Spec:
+    at = {row["day"]: row for row in rows}
+    days = every_day(at)
     return spec(
         "bar",
-        (row["day"] for row in rows),
-        {"received": [r["received"] for r in rows], "lost": [r["lost"] for r in rows]},
+        days,
+        {
+            "received": [at[d]["received"] if d in at else 0 for d in days],
+            "lost": [at[d]["lost"] if d in at else 0 for d in days],
+        },
         x="day (of the tab's first event)",
         y="Logger events",
         stacked=True,

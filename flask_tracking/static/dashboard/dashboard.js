@@ -30,7 +30,7 @@
         pointRadius: spec.kind === "line" ? 2 : 0,
         fill: spec.kind === "line" && spec.datasets.length === 1,
         spanGaps: !!spec.span_gaps,
-        tension: 0.2
+        tension: 0
       };
     });
     var category = {
