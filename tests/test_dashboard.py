@@ -177,3 +177,18 @@ def test_pages_have_a_strict_csp_and_nothing_inline(dash: Flask) -> None:
                 script.get("type") == "application/json"
             ), script
         assert not re.findall(r"<[^>]*\son[a-z]+=", answer.text), slug  # no onclick=...
+
+
+def test_under_the_root_prefix_it_is_at_slash_dashboard(make_app: AppFactory) -> None:
+    app = make_app(staff_only(Tracking()), TRACKING_DASHBOARD=True, TRACKING_URL_PREFIX="/")
+    answer = app.test_client().get("/dashboard/video", headers=STAFF)
+    assert answer.status_code == 200
+    sources = [s.get("src") for s in parse(answer.text).scripts if s.get("src")]
+    assert sources == [
+        "/activity/static/dashboard/vendor/chart.umd.min.js",
+        "/activity/static/dashboard/dashboard.js",
+    ]
+    for src in sources:
+        with app.test_client().get(src) as served:
+            assert served.status_code == 200
+    assert app.test_client().get("/dashboard/video.csv", headers=STAFF).status_code == 200
