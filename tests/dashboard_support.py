@@ -5,12 +5,19 @@ section should show, worked out from the report functions' own rows."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import Flask
+from sqlalchemy import insert, select
+
+from flask_tracking.forwarding.models import FAILED, PENDING, deliveries_table
+from flask_tracking.models import events_table
 from flask_tracking.reports import REPORTS
 from flask_tracking.tracking_logs import import_lines
 
@@ -50,11 +57,51 @@ FILTERED_ARGS: dict[str, Any] = {
 }
 
 
-def store_fixture(tracker: Any) -> None:
-    """The hand-made course of reports_fixture.py, and one unreadable line."""
+def store_fixture(app: Flask) -> None:
+    """The hand-made course of reports_fixture.py and one unreadable line (imported);
+    two Logger tabs posted to the batch endpoint, one missing its event 3 (for the
+    delivery and clock-skew reports); and three deliveries waiting or failed."""
+    state = app.extensions["tracking"]
     lines = [("fixture", n, text) for n, text in enumerate([*LINES, BROKEN], 1)]
-    summary = import_lines(tracker, lines)
+    summary = import_lines(state.tracker, lines)
     assert (summary.stored, summary.failed) == (len(LINES), 1)
+
+    now = time.time() * 1000
+
+    def item(seq: int, page: str) -> dict[str, Any]:
+        data = {"id": "v9", "code": "html5", "currentTime": 1}
+        return {"id": str(uuid.uuid4()), "event_type": "play_video", "event": data,
+                "page": page, "time": now, "seq": seq}  # fmt: skip
+
+    batch = [
+        *(item(n, "https://lms.example/a") for n in (1, 2, 4)),
+        item(1, "https://lms.example/b"),
+    ]
+    answer = app.test_client().post("/activity/events", json={"sent_at": now, "events": batch})
+    assert answer.status_code == 200, answer.data
+
+    moment = datetime.now(UTC).replace(tzinfo=None)
+    with state.engine.begin() as conn:
+        ids = conn.execute(select(events_table.c.id).order_by(events_table.c.id).limit(3))
+        conn.execute(
+            insert(deliveries_table),
+            [
+                {
+                    "event_pk": pk,
+                    "destination": destination,
+                    "state": delivery_state,
+                    "attempts": 1,
+                    "created_at": moment,
+                    "updated_at": moment,
+                    "next_attempt_at": moment,
+                }
+                for pk, (destination, delivery_state) in zip(
+                    ids.scalars(),
+                    [("webhook", PENDING), ("webhook", FAILED), ("lrs", PENDING)],
+                    strict=True,
+                )
+            ],
+        )
 
 
 def video_lines(count: int) -> list[str]:

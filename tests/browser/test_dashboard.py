@@ -59,7 +59,7 @@ def _server(tmp: Path, **config: Any) -> LiveServer:
 def course_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = _server(tmp_path_factory.mktemp("dashboard"))
     try:
-        store_fixture(live.app.extensions["tracking"].tracker)
+        store_fixture(live.app)
         yield live
     finally:
         live.stop()
