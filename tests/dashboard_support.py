@@ -155,8 +155,12 @@ def expected_tables(
             rows = rows[:size]
             if pick is None and rows and id_column:
                 pick = str(rows[0][id_column])
-        elif role == "detail":
-            rows = [r for r in rows if id_column and str(r[id_column]) == pick]
+        elif role == "detail":  # the picked one's rows, without the id column
+            rows = [
+                {k: v for k, v in r.items() if k != id_column}
+                for r in rows
+                if id_column and str(r[id_column]) == pick
+            ]
         out[name] = cells(rows)
     return out
 

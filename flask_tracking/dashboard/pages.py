@@ -7,7 +7,8 @@ behind it as a table, and a CSV link. Sections come in three roles:
   the page shows the top N rows (the report's own order, e.g. by plays), filtered by a
   search on the id (``q``, a substring, any case), one page of N at a time.
 - ``detail``: the rows of one thing picked in the list (``?video=ID``; by default the
-  first row of the list as shown).
+  first row of the list as shown); the table leaves out the id column (the same on
+  every row, and named above it).
 - ``series``: rows over days or bins, shown whole (the table up to ``SERIES_ROWS`` rows;
   the CSV has all of them).
 """

@@ -82,6 +82,8 @@ def build(family: Family, filters: Filters, engine: Engine) -> tuple[list[Shown]
         else:
             shown = rows[:SERIES_ROWS]
         columns = columns_of(rows) or columns_of(shown)
+        if section.role == "detail" and family.id_column in columns:
+            columns.remove(family.id_column)  # the picked id, named above the table
         numeric = {
             c
             for c in columns
