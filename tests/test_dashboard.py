@@ -28,6 +28,7 @@ from flask_tracking import Tracking
 from flask_tracking.reports import REPORTS, video
 from flask_tracking.reports.formats import as_csv
 
+from reports_fixture import COURSE, OTHER
 from support import AppFactory
 
 CSP = (
@@ -196,3 +197,9 @@ def test_under_the_root_prefix_it_is_at_slash_dashboard(make_app: AppFactory) ->
         with app.test_client().get(src) as served:
             assert served.status_code == 200
     assert app.test_client().get("/dashboard/video.csv", headers=STAFF).status_code == 200
+
+
+def test_the_course_box_offers_the_stored_course_ids(dash: Flask) -> None:
+    page = get(dash, "/activity/dashboard").text
+    offered = re.findall(r'<option value="([^"]*)">', page)
+    assert offered == sorted([COURSE, OTHER])
