@@ -1,7 +1,7 @@
 """The dashboard through Flask's test client, on SQLite and PostgreSQL: off unless
 TRACKING_DASHBOARD, the ``@tracking.dashboard_access`` guard, the tables and CSV equal to
 the reports' rows (filtered as asked), search and pages of long lists, bad filters, and
-the strict CSP with nothing inline. (In Chromium: tests/browser/test_dashboard.py.)"""
+the strict CSP with nothing inline. (In Chromium: tests/browser/test_dashboard_browser.py.)"""
 
 from __future__ import annotations
 
