@@ -40,6 +40,8 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
         # The names that are staff: they see every learner's events (docs/demo.md).
         DEMO_STAFF=DEFAULT_STAFF,
         SESSION_COOKIE_SAMESITE="Lax",
+        # The staff dashboard at /activity/dashboard (charts of the reports): staff only.
+        TRACKING_DASHBOARD=True,
     )
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
@@ -55,7 +57,8 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
     from .users import is_staff
     from .views import register
 
-    # Staff pages of the library (the event catalog at /activity/catalog): staff only.
+    # Staff pages of the library (the event catalog at /activity/catalog, the dashboard
+    # at /activity/dashboard): staff only.
     tracking.dashboard_access(is_staff)
 
     register(app)

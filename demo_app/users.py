@@ -41,7 +41,7 @@ def is_staff(name: str | None = None) -> bool:
 def can_see_everyone() -> bool:
     """The events page's rule: staff see every learner's events, a learner only their own.
 
-    (Issue 10's staff dashboard will ask the same question.)
+    (The library's staff pages, the catalog and the dashboard, ask ``is_staff``.)
     """
     return is_staff()
 

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_SPOOL_FILE": None,
     "TRACKING_MAX_CLIENT_DELAY": 7 * 86400,
     "TRACKING_MAX_FAILED_EVENTS": 100_000,
+    "TRACKING_DASHBOARD": False,
 }
 
 _UNKNOWN_POLICIES = ("accept", "reject")
@@ -83,6 +84,8 @@ class TrackingConfig:
     max_client_delay: int = 7 * 86400
     #: Newest rows the failed-events table keeps (0: all).
     max_failed_events: int = 100_000
+    #: Serve the staff dashboard at ``<prefix>/dashboard`` (docs/analytics.md).
+    dashboard: bool = False
 
 
 def load_config(app: Flask) -> TrackingConfig:
@@ -154,6 +157,7 @@ def load_config(app: Flask) -> TrackingConfig:
         spool_file=spool or os.path.join(app.instance_path, "tracking-spool.jsonl"),
         max_client_delay=_integer(c, "TRACKING_MAX_CLIENT_DELAY"),
         max_failed_events=_integer(c, "TRACKING_MAX_FAILED_EVENTS"),
+        dashboard=checks.boolean("TRACKING_DASHBOARD", c["TRACKING_DASHBOARD"]),
     )
 
 

@@ -18,6 +18,7 @@ from .catalog.cli import init_catalog
 from .catalog.views import add_catalog_views
 from .cli import cli
 from .config import load_config
+from .dashboard import add_dashboard_views
 from .engine import make_engine
 from .event import Event
 from .failures import FailureRecorder
@@ -135,6 +136,8 @@ class Tracking(EventTypes):
         setup_forwarding(app, config, store)
         blueprint = make_blueprint(config.url_prefix)
         add_catalog_views(blueprint, self.types, self.dashboard_allowed)
+        if config.dashboard:
+            add_dashboard_views(blueprint, self.dashboard_allowed)
         app.register_blueprint(blueprint, url_prefix=config.url_prefix)
         app.cli.add_command(cli)
         app.jinja_env.globals["tracking_script"] = tracking_script

@@ -202,7 +202,13 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     """The ``tracking`` blueprint: the ingest endpoints, health, and the Logger's files
     (``<url_prefix>/static/js/logger.js``; ``/activity/static/js/...`` at the root)."""
     static_url_path = ROOT_PREFIX_STATIC if url_prefix.strip("/") == "" else "/static"
-    bp = Blueprint("tracking", __name__, static_folder="static", static_url_path=static_url_path)
+    bp = Blueprint(
+        "tracking",
+        __name__,
+        static_folder="static",
+        static_url_path=static_url_path,
+        template_folder="dashboard/templates",
+    )
     bp.add_url_rule("/events", view_func=events, methods=["GET", "POST"])
     bp.add_url_rule("/event", view_func=event, methods=["GET", "POST"])
     bp.add_url_rule("/health", view_func=health, methods=["GET"])

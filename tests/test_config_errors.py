@@ -134,7 +134,7 @@ def test_a_compiled_course_url_pattern_or_none_is_accepted(tmp_path: Path) -> No
 
 # -- booleans -------------------------------------------------------------------------------
 
-BOOLEAN_KEYS = ["TRACKING_ANONYMIZE", "TRACKING_ECHO_SQL"]
+BOOLEAN_KEYS = ["TRACKING_ANONYMIZE", "TRACKING_ECHO_SQL", "TRACKING_DASHBOARD"]
 WORDS = [
     ("true", True),
     ("false", False),
@@ -157,7 +157,11 @@ def test_boolean_keys_read_true_and_false_words(
     tmp_path: Path, key: str, given: Any, expected: bool
 ) -> None:
     config = build(tmp_path, **{key: given}).extensions["tracking"].config
-    attr = {"TRACKING_ANONYMIZE": "anonymize", "TRACKING_ECHO_SQL": "echo_sql"}[key]
+    attr = {
+        "TRACKING_ANONYMIZE": "anonymize",
+        "TRACKING_ECHO_SQL": "echo_sql",
+        "TRACKING_DASHBOARD": "dashboard",
+    }[key]
     assert getattr(config, attr) is expected
 
 

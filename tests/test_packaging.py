@@ -189,6 +189,36 @@ def venv(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     yield python
 
 
+def test_wheel_carries_the_dashboard_with_its_vendored_chartjs(
+    built: Built, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dashboard's templates and files, and Chart.js byte-identical to the npm
+    package's built file (tests/test_dashboard_assets.py pins that to package.json)."""
+    vendored = f"{NAME}/static/dashboard/vendor/chart.umd.min.js"
+    wanted = [
+        vendored,
+        f"{NAME}/static/dashboard/vendor/chart.js.LICENSE.md",
+        f"{NAME}/static/dashboard/dashboard.js",
+        f"{NAME}/static/dashboard/dashboard.css",
+        *(
+            f"{NAME}/dashboard/templates/tracking_dashboard/{t}.html"
+            for t in ("base", "index", "page")
+        ),
+    ]
+    with zipfile.ZipFile(built.wheel) as whl:
+        names = set(whl.namelist())
+        missing = [n for n in wanted if n not in names]
+        assert not missing, f"not in the wheel: {missing}"
+        assert (
+            whl.read(vendored)
+            == (ROOT / "node_modules/chart.js/dist/chart.umd.min.js").read_bytes()
+        )
+    say(
+        capsys,
+        f"wheel {built.wheel.name}: the dashboard's {len(wanted)} files, Chart.js as npm built it",
+    )
+
+
 def test_installed_wheel_runs_the_readme_quickstart(
     venv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

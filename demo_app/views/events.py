@@ -38,6 +38,7 @@ def page() -> Response | str:
         everyone=can_see_everyone(),
         me=stored_user_id() or "",
         anonymized=get_state().config.anonymize,
+        dashboard=get_state().config.dashboard,
     )
 
 

@@ -224,3 +224,20 @@ def test_only_staff_see_the_library_staff_pages(app: Flask) -> None:
 def test_staff_events_page_links_the_catalog(app: Flask) -> None:
     assert b'href="/activity/catalog"' in _client(app, "staff").get("/events").data
     assert b'href="/activity/catalog"' not in _client(app, "ada").get("/events").data
+
+
+def test_only_staff_see_the_dashboard(app: Flask) -> None:
+    """The demo turns TRACKING_DASHBOARD on; its ``dashboard_access`` rule is "is staff"."""
+    for path in (
+        "/activity/dashboard",
+        "/activity/dashboard/video",
+        "/activity/dashboard/video.csv",
+    ):
+        assert _client(app, "staff").get(path).status_code == 200, path
+        assert _client(app, "ada").get(path).status_code == 403, path
+        assert _client(app, None).get(path).status_code == 403, path
+
+
+def test_staff_events_page_links_the_dashboard(app: Flask) -> None:
+    assert b'href="/activity/dashboard"' in _client(app, "staff").get("/events").data
+    assert b'href="/activity/dashboard"' not in _client(app, "ada").get("/events").data
