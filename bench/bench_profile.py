@@ -13,7 +13,8 @@ than a rate, so this is the figure to iterate on (``bench ingest`` is the one to
 The same requests go to ``/bare`` (parse only) and ``/bare-store`` (parse and one
 ``executemany``) in alternating rounds, so each line has its same-run baselines:
 
-``profile batch20 sqlite: ours A µs CPU/request (wall W µs) vs bare B µs = B/A; vs bare+store S µs = S/A``
+``profile batch20 sqlite: ours A µs CPU/request (wall W µs) vs bare B µs = B/A;``
+``vs bare+store S µs = S/A``
 
 Each figure is the best of ``ROUNDS`` rounds (CPU and wall separately), as ``timeit``
 reports: on a shared machine the other rounds measure the neighbours too.

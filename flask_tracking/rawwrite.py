@@ -26,7 +26,7 @@ one-by-one retry of a refused row see what they saw before.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from itertools import chain
 from typing import Any
 
@@ -130,17 +130,15 @@ class RawInserter:
                 raise self._wrapped(exc, raw, cursor) from exc
             finally:
                 if raw.dbapi_connection is not None:
-                    try:
+                    with suppress(self.dialect.loaded_dbapi.Error):
                         cursor.close()
-                    except self.dialect.loaded_dbapi.Error:
-                        pass
         finally:
             raw.close()  # back to the pool (rolled back there if a transaction is open)
 
     def _wrapped(self, exc: Exception, raw: Any, cursor: Any) -> BaseException:
         """SQLAlchemy's exception for ``exc``; on a lost connection the pool is
         invalidated, as ``Connection`` does."""
-        disconnect = bool(self.dialect.is_disconnect(exc, raw.dbapi_connection, cursor))
+        disconnect = bool(self.dialect.is_disconnect(exc, raw.dbapi_connection, cursor))  # type: ignore[arg-type]
         wrapped = DBAPIError.instance(
             None,
             None,

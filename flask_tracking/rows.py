@@ -50,9 +50,7 @@ PG_INSERT: Final = (
 #: Columns that differ between the events of one batch (the others, ``_PG_COMMON``, are
 #: mostly the same: :func:`pg_batch` encodes them once for a run of equal rows).
 _PG_VARYING: Final = ("event_id", "clock_skew_ms", "seq")
-_PG_COMMON: Final = tuple(
-    name for name in (*_PLAIN, *CONTEXT_COLUMNS) if name not in _PG_VARYING
-)
+_PG_COMMON: Final = tuple(name for name in (*_PLAIN, *CONTEXT_COLUMNS) if name not in _PG_VARYING)
 _PG_OWN: Final = (*_PG_VARYING, *TIME_KEYS)
 _PG_COMMON_AT: Final = len(_PG_VARYING)
 _row_values = operator.itemgetter(*_PG_VARYING, *(n for n in _PLAIN if n not in _PG_VARYING))

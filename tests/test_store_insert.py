@@ -109,7 +109,7 @@ def test_a_plain_batch_leaves_its_pooled_connection_transactional(database_url: 
     try:
         items = [event(n) for n in range(3)]
         assert len(store.write(items, (), encoded(items)).stored) == 3
-        again = store.write(items[:2] + [event(9)], (), None)  # two stored before
+        again = store.write([*items[:2], event(9)], (), None)  # two stored before
         assert len(again.stored) == 1 and again.duplicates == [e["event_id"] for e in items[:2]]
         try:
             with store.engine.begin() as conn:
