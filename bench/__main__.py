@@ -1,8 +1,8 @@
 """``python -m bench [NAME ...]``: run the benchmarks, one printed line per figure.
 
-Names: import, validation, ingest, forwarding, deadline (default: all, in that order). A bench
-module that is not there (yet) is skipped with a note; one that fails prints a FAILED
-line and the others still run (the exit status is then 1).
+Names: import, validation, ingest, forwarding, deadline, reports, profile (default: all, in
+that order). A bench module that is not there (yet) is skipped with a note; one that fails
+prints a FAILED line and the others still run (the exit status is then 1).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ MODULES: dict[str, str] = {
     "forwarding": "bench.bench_forwarding",
     "deadline": "bench.bench_deadline",
     "reports": "bench.bench_reports",
+    "profile": "bench.bench_profile",
 }
 
 

@@ -32,6 +32,10 @@ def normalise_origin(value: str) -> str:
     >>> normalise_origin("HTTPS://App.Example:443/")
     'https://app.example'
     """
+    return _normalised(value) if type(value) is str else _normalise(value)
+
+
+def _normalise(value: str) -> str:
     parts = urlsplit(value.strip())
     host = parts.hostname  # lower case, IPv6 without brackets
     scheme = parts.scheme.lower()
@@ -43,6 +47,11 @@ def normalise_origin(value: str) -> str:
     if port is None or port == _DEFAULT_PORTS.get(scheme):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+#: Every ingest request normalises its Origin and the site's own origin, the same few
+#: values over and over: remembered (a pure function of the string; a refusal is not).
+_normalised = functools.lru_cache(maxsize=1024)(_normalise)
 
 
 def allowed_origins(entries: Iterable[str]) -> frozenset[str]:

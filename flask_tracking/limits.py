@@ -53,6 +53,8 @@ _REQUIRED_TEXT: Final = tuple(k for k in _TEXT_KEYS if k not in _NULLABLE)
 _INDEXED_KEYS: Final = tuple(f.name for f in FIELDS if f.indexed)
 _text_values = operator.itemgetter(*_TEXT_KEYS)
 _json_values = operator.itemgetter(*_JSON_KEYS)
+_CONTEXT_AT: Final = _JSON_KEYS.index("context")
+_MISS: Final[Any] = object()
 #: C0 and C1 control characters, and the line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Runs of digits long enough to be an integer outside 64 bits.
@@ -171,21 +173,52 @@ def _clean(event: Mapping[str, Any]) -> tuple[int, Encoded] | None:
             and not _CONTROL.search(course)
         ):
             return None
-        encoded = _encode(event)
-        for value, text in zip(_json_values(event), encoded, strict=True):
-            if text is None:
+        encoded: list[str | None] = []
+        for index, value in enumerate(_json_values(event)):
+            if value is None:
+                encoded.append(None)
                 continue
-            data = text.encode("utf-8")
-            size += len(data)
-            if b"\\u0000" in data or _NINETEEN_DIGITS in data.translate(_DIGITS):
+            checked = _context_checked(value) if index == _CONTEXT_AT else _json_checked(value)
+            if checked is None:
                 return None
-            if text.count("[") + text.count("{") > MAX_DEPTH and not (
-                _containers_within(value, MAX_DEPTH)
-            ):
-                return None
-        return size, encoded
+            encoded.append(checked[0])
+            size += checked[1]
+        return size, tuple(encoded)
     except (TypeError, ValueError, KeyError, UnicodeEncodeError, RecursionError):
         return None
+
+
+def _json_checked(value: Any) -> tuple[str, int] | None:
+    """``(JSON text, its UTF-8 size)`` of a value that surely passes the JSON limits, else
+    ``None`` (it may still pass: :func:`_field_problems` says)."""
+    text = _strict_dumps(value)
+    data = text.encode("utf-8")
+    if b"\\u0000" in data or _NINETEEN_DIGITS in data.translate(_DIGITS):
+        return None
+    if text.count("[") + text.count("{") > MAX_DEPTH and not _containers_within(value, MAX_DEPTH):
+        return None
+    return text, len(data)
+
+
+#: Contexts already checked: the events of a batch share theirs (one learner, one page).
+#: Keyed by the items with their types (``1``, ``1.0`` and ``True`` are equal keys).
+_context_memo: dict[tuple[Any, ...], tuple[str, int] | None] = {}
+CONTEXT_MEMO_SIZE: Final = 512
+
+
+def _context_checked(context: dict[str, Any]) -> tuple[str, int] | None:
+    """:func:`_json_checked` of a context, remembered when its values are all scalars."""
+    key = tuple([(type(k), k, type(v), v) for k, v in context.items()])
+    try:
+        hit = _context_memo.get(key, _MISS)
+    except TypeError:  # a value that is a list or an object: not remembered
+        return _json_checked(context)
+    if hit is _MISS:
+        hit = _json_checked(context)
+        if len(_context_memo) >= CONTEXT_MEMO_SIZE:
+            _context_memo.clear()
+        _context_memo[key] = hit
+    return hit
 
 
 def _field_problems(event: Mapping[str, Any], max_bytes: int) -> dict[str, list[str]]:

@@ -47,7 +47,13 @@ PG_INSERT: Final = (
     + ", ".join(f"{name} {_PG_TYPES[_KIND.get(name, 'text')]}" for name in PG_COLUMNS)
     + ") ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
-_PG_HEAD: Final = PG_COLUMNS[: -len(_JSON)]
+#: Columns that differ between the events of one batch (the others, ``_PG_COMMON``, are
+#: mostly the same: :func:`pg_batch` encodes them once for a run of equal rows).
+_PG_VARYING: Final = ("event_id", "clock_skew_ms", "seq")
+_PG_COMMON: Final = tuple(name for name in (*_PLAIN, *CONTEXT_COLUMNS) if name not in _PG_VARYING)
+_PG_OWN: Final = (*_PG_VARYING, *TIME_KEYS)
+_PG_COMMON_AT: Final = len(_PG_VARYING)
+_row_values = operator.itemgetter(*_PG_VARYING, *(n for n in _PLAIN if n not in _PG_VARYING))
 #: ``, "key": `` before each JSON column's encoding.
 _PG_JSON_KEYS: Final = tuple(f', "{name}": ' for name in _JSON)
 
@@ -106,21 +112,30 @@ def pg_batch(
 ) -> str:
     """The parameter of :data:`PG_INSERT`: ``(event, encoded)`` pairs as one JSON array of
     row objects; ``encoded`` as in :func:`sqlite_values` (``None``: encoded here), spliced
-    in as it is, not encoded again (the ``json`` columns keep that very text)."""
+    in as it is, not encoded again (the ``json`` columns keep that very text).
+
+    The events of a batch mostly share every column but their id, times and numbers (one
+    request, one learner, one page): those shared columns are encoded once for a run of
+    rows where they are equal, and spliced into each row."""
     dumps = json.dumps
     rows = []
+    last: tuple[Any, ...] | None = None
+    shared = ""
     for event, encoded in events:
         context = event["context"] or {}
         if encoded is None:
             encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
-        values = [
-            *_plain_values(event),
-            *[sqlite_time(event[key]) for key in TIME_KEYS],
+        values = (
+            *_row_values(event),
             *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
-        ]
-        head = dumps(dict(zip(_PG_HEAD, values, strict=True)))
+        )
+        common = values[_PG_COMMON_AT:]
+        if common != last:
+            last, shared = common, dumps(dict(zip(_PG_COMMON, common, strict=True)))[1:-1]
+        times = [sqlite_time(event[key]) for key in TIME_KEYS]
+        own = dumps(dict(zip(_PG_OWN, (*values[:_PG_COMMON_AT], *times), strict=True)))
         tail = "".join(
             [f"{key}{text}" for key, text in zip(_PG_JSON_KEYS, encoded, strict=True) if text]
         )
-        rows.append(f"{head[:-1]}{tail}}}")
+        rows.append(f"{own[:-1]}, {shared}{tail}}}")
     return f"[{', '.join(rows)}]"

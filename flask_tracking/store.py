@@ -25,6 +25,7 @@ from sqlalchemy.exc import StatementError
 
 from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
+from .rawwrite import RawInserter
 from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
 from .sqlite_wal import Checkpointer
 
@@ -71,12 +72,6 @@ class SqlStore:
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
         self._sqlite = engine.dialect.name == "sqlite"
-        #: PostgreSQL: a batch that is one statement (no failed rows, no insert hooks)
-        #: runs in autocommit, its own transaction: one round trip instead of three
-        #: (BEGIN, INSERT, COMMIT).
-        self._autocommit = (
-            None if self._sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
         self._sqlite_returning_sql: dict[int, str] = {}
         #: Processes take turns through a lock file beside the database: a writer waits
         #: in the kernel, not in SQLite's busy handler that sleeps up to 100 ms a try.
@@ -86,6 +81,13 @@ class SqlStore:
             f"{database}.write-lock" if on_disk else None, timeout=engine_timeout(engine)
         )
         self._checkpointer = Checkpointer(str(database), self) if on_disk else None
+        #: A plain batch (no failed rows, no insert hooks) goes to the driver directly:
+        #: on PostgreSQL one round trip in autocommit (see ``rawwrite``).
+        self._raw = RawInserter(
+            engine,
+            lock=self._file_lock.held,
+            max_rows=SQLITE_ROWS_PER_STATEMENT if self._sqlite else PG_ROWS_PER_STATEMENT,
+        )
         #: The bulk insert on SQLite, fed ready-made tuples (see ``rows.sqlite_values``).
         self._sqlite_bulk_sql = (
             f"INSERT INTO tracking_events ({', '.join(SQLITE_COLUMNS)})"
@@ -161,9 +163,11 @@ class SqlStore:
         failures: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None = None,
     ) -> list[str]:
-        if self._autocommit is not None and events and not failures and not self.insert_hooks:
-            with self._autocommit.connect() as conn:
-                return self._insert(conn, events, encoded)
+        if events and not failures and not self.insert_hooks:
+            stored = self._raw.insert(_unique(events, encoded))
+            if self._checkpointer is not None:
+                self._checkpointer.wrote()
+            return stored
         with self._writing() as conn:
             stored = self._insert(conn, events, encoded) if events else []
             for hook in self.insert_hooks:
@@ -203,12 +207,9 @@ class SqlStore:
         events: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None,
     ) -> list[str]:
-        unique: dict[str, tuple[Mapping[str, Any], Encoded | None]] = {}
-        for index, event in enumerate(events):
-            unique.setdefault(event["event_id"], (event, encoded[index] if encoded else None))
+        rows = _unique(events, encoded)
         if self._sqlite:
-            return self._sqlite_insert(conn, list(unique.values()))
-        rows = list(unique.values())
+            return self._sqlite_insert(conn, rows)
         stored: list[str] = []
         for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
             batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
@@ -287,6 +288,16 @@ class SqlStore:
         """How many events are stored."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+
+
+def _unique(
+    events: Sequence[Mapping[str, Any]], encoded: Sequence[Encoded | None] | None
+) -> list[tuple[Mapping[str, Any], Encoded | None]]:
+    """``(event, encoded)`` pairs, the first of each id only."""
+    unique: dict[str, tuple[Mapping[str, Any], Encoded | None]] = {}
+    for index, event in enumerate(events):
+        unique.setdefault(event["event_id"], (event, encoded[index] if encoded else None))
+    return list(unique.values())
 
 
 def _failed_values(failure: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,3 +100,23 @@ def test_failed_rows_and_events_in_one_transaction(database_url: str) -> None:
         assert store.count() == 3
     finally:
         store.engine.dispose()
+
+
+def test_a_plain_batch_leaves_its_pooled_connection_transactional(database_url: str) -> None:
+    """The plain batch goes to the driver directly (``rawwrite``; autocommit on
+    PostgreSQL); the connection it gives back to the pool runs transactions again."""
+    store = SqlStore(make_engine(database_url, timeout=5))
+    try:
+        items = [event(n) for n in range(3)]
+        assert len(store.write(items, (), encoded(items)).stored) == 3
+        again = store.write([*items[:2], event(9)], (), None)  # two stored before
+        assert len(again.stored) == 1 and again.duplicates == [e["event_id"] for e in items[:2]]
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(events_table.delete())
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        assert store.count() == 4
+    finally:
+        store.engine.dispose()
