@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_SPOOL_FILE": None,
     "TRACKING_MAX_CLIENT_DELAY": 7 * 86400,
     "TRACKING_MAX_FAILED_EVENTS": 100_000,
+    "TRACKING_PARTITION": None,
+    "TRACKING_RETENTION_DAYS": None,
 }
 
 _UNKNOWN_POLICIES = ("accept", "reject")
@@ -83,6 +85,10 @@ class TrackingConfig:
     max_client_delay: int = 7 * 86400
     #: Newest rows the failed-events table keeps (0: all).
     max_failed_events: int = 100_000
+    #: ``"month"`` / ``"day"``: ``tracking_events`` partitioned by time (PostgreSQL).
+    partition: str | None = None
+    #: Days of events the worker keeps (``None``: all).
+    retention_days: int | None = None
 
 
 def load_config(app: Flask) -> TrackingConfig:
@@ -154,6 +160,12 @@ def load_config(app: Flask) -> TrackingConfig:
         spool_file=spool or os.path.join(app.instance_path, "tracking-spool.jsonl"),
         max_client_delay=_integer(c, "TRACKING_MAX_CLIENT_DELAY"),
         max_failed_events=_integer(c, "TRACKING_MAX_FAILED_EVENTS"),
+        partition=checks.optional_choice(
+            "TRACKING_PARTITION", c["TRACKING_PARTITION"], ("month", "day")
+        ),
+        retention_days=checks.optional_integer(
+            "TRACKING_RETENTION_DAYS", c["TRACKING_RETENTION_DAYS"], minimum=1, example=365
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import StatementError
 
 from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
+from .partitions import Partitions, check_backend, check_plain, partitioned_insert
 from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
 from .sqlite_wal import Checkpointer
 
@@ -66,8 +67,12 @@ def _unavailable(exc: BaseException) -> bool:
 class SqlStore:
     """Stores events and failed events in the tracking tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, partition: str | None = None) -> None:
         self.engine = engine
+        check_backend(partition, engine.dialect.name)
+        #: ``TRACKING_PARTITION``: partitions made on demand, and the insert (partitions.py).
+        self.partitions = Partitions(engine, partition) if partition else None
+        self._pg_insert = partitioned_insert(PG_INSERT) if partition else PG_INSERT
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
         self._sqlite = engine.dialect.name == "sqlite"
@@ -95,6 +100,11 @@ class SqlStore:
 
     def create_all(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
+        if self.partitions is not None:
+            self.partitions.create_all()
+            return
+        if not self._sqlite:
+            check_plain(self.engine)
         metadata.create_all(self.engine)
 
     # -- writing --------------------------------------------------------------------------
@@ -209,10 +219,12 @@ class SqlStore:
         if self._sqlite:
             return self._sqlite_insert(conn, list(unique.values()))
         rows = list(unique.values())
+        if self.partitions is not None:
+            self.partitions.ensure(event["time"] for event, _ in rows)
         stored: list[str] = []
         for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
             batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
-            stored.extend(row[0] for row in conn.exec_driver_sql(PG_INSERT, (batch,)))
+            stored.extend(row[0] for row in conn.exec_driver_sql(self._pg_insert, (batch,)))
         return stored
 
     def _sqlite_insert(
