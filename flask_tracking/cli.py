@@ -22,6 +22,7 @@ from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .models import metadata
 from .reports.cli import report_command
+from .retention import prune
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
@@ -92,6 +93,21 @@ def import_command(files: tuple[str, ...]) -> None:
         state.store.create_all()
         summary = import_lines(state.tracker, read_lines(files))
     click.echo(str(summary))
+
+
+@cli.command("prune")
+@click.option("--before", type=WHEN, required=True, help="Remove what is older (e.g. 365d).")
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+def prune_command(before: datetime, dry_run: bool) -> None:
+    """Remove events older than --before, their delivered and failed deliveries, and
+    failed events; drops whole partitions when partitioned. Events with pending
+    deliveries are kept."""
+    state = get_state()
+    with database_errors(state):
+        report = prune(state.store, before, dry_run=dry_run)
+    click.echo(f"database: {database_name(state)}")
+    for line in report.lines():
+        click.echo(line)
 
 
 @cli.command("export")

@@ -160,9 +160,7 @@ def check_backend(unit: str | None, dialect: str) -> None:
 def is_partitioned(conn: Connection) -> bool | None:
     """Whether ``tracking_events`` is partitioned (``None``: it does not exist)."""
     row = conn.execute(
-        text(
-            "SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(:name)"
-        ),
+        text("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(:name)"),
         {"name": PARENT},
     ).first()
     if row is None:

@@ -165,6 +165,9 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.wrote()
 
+    #: A write transaction, for other writers of the tracking tables (retention).
+    writing = _writing
+
     def _transaction(
         self,
         events: Sequence[Mapping[str, Any]],
