@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .models import metadata
+from .partitions import existing
 from .reports.cli import report_command
 from .retention import prune
 from .state import TrackingState, get_state
@@ -82,6 +83,13 @@ def init_db_command() -> None:
     click.echo(f"created: {', '.join(created) if created else 'nothing (all tables exist)'}")
     if kept:
         click.echo(f"already there: {', '.join(kept)}")
+    if state.store.partitions is not None:
+        with state.engine.connect() as conn:
+            names = sorted(existing(conn))
+        click.echo(
+            f"partitioned by {state.store.partitions.unit}: {len(names)} partitions,"
+            f" {names[0]} to {names[-1]}"
+        )
 
 
 @cli.command("import")

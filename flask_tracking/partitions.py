@@ -252,7 +252,7 @@ class Partitions:
 
     def create_all(self) -> list[str]:
         made = create_tables(self.engine, self.unit)
-        self._read_at = float("-inf")
+        self.forget()
         return made
 
     def ensure(self, times: Iterable[datetime]) -> None:
@@ -271,6 +271,19 @@ class Partitions:
         if missing:
             self._known.update(make_partitions(self.engine, missing))
             self._known.update(p.name for p in missing)
+
+    def dropped_meanwhile(self, exc: BaseException) -> bool:
+        """Whether an insert failed for a partition the list said exists (dropped by
+        another process since it was read): then the list is read again."""
+        if "no partition of relation" not in str(exc) or _time.monotonic() - self._read_at < 1:
+            return False
+        self.forget()
+        return True
+
+    def forget(self) -> None:
+        """Read the partitions again before the next insert (one may have been dropped)."""
+        self._known = set()
+        self._read_at = float("-inf")
 
     def _refresh(self) -> None:
         with self.engine.connect() as conn:

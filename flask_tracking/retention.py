@@ -76,7 +76,8 @@ def _naive(when: datetime) -> datetime:
 
 
 def _pending(event_id: Any) -> Any:
-    return exists().where(D.c.event_pk == event_id, D.c.state == PENDING)
+    p = D.alias("p")  # not the outer query's deliveries, if it has them
+    return exists().where(p.c.event_pk == event_id, p.c.state == PENDING)
 
 
 def prune(
@@ -231,6 +232,8 @@ def _drop(
         report.events += conn.execute(select(func.count()).select_from(part)).scalar_one()
         conn.exec_driver_sql(f'DROP TABLE "{name}"')
     report.dropped.append(name)
+    if store.partitions is not None:
+        store.partitions.forget()
     logger.info("Tracking retention: dropped partition %s.", name)
     return True
 

@@ -127,6 +127,8 @@ class SqlStore:
         except _BIND_ERRORS as exc:
             if _unavailable(exc):
                 raise
+            if self.partitions is not None and self.partitions.dropped_meanwhile(exc):
+                return self.write(events, failures, encoded)  # the partition made again
             return self._one_by_one(events, failures, exc)
         result = self._result(events, stored)
         self._after_commit(result.stored)
