@@ -249,6 +249,7 @@ class Partitions:
         self.unit = unit
         self._known: set[str] = set()
         self._read_at = float("-inf")
+        self._retried_at = float("-inf")
 
     def create_all(self) -> list[str]:
         made = create_tables(self.engine, self.unit)
@@ -275,8 +276,11 @@ class Partitions:
     def dropped_meanwhile(self, exc: BaseException) -> bool:
         """Whether an insert failed for a partition the list said exists (dropped by
         another process since it was read): then the list is read again."""
-        if "no partition of relation" not in str(exc) or _time.monotonic() - self._read_at < 1:
+        if "no partition of relation" not in str(exc):
             return False
+        if _time.monotonic() - self._retried_at < 1:  # read again just now: no loop
+            return False
+        self._retried_at = _time.monotonic()
         self.forget()
         return True
 

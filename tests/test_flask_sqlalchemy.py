@@ -26,6 +26,7 @@ from flask_tracking.models import metadata as tracking_metadata
 
 from forwarding_app import FAST, forwarder_of, wait_until
 from receivers import WebhookReceiver
+from support import partition_config
 
 TRACKING_TABLES = {"tracking_events", "tracking_failed_events", "tracking_deliveries"}
 
@@ -57,6 +58,7 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
             TRACKING_RATE_LIMIT=None,
             TRACKING_ANONYMIZE=False,
             SQLALCHEMY_DATABASE_URI=database_url,
+            **partition_config(database_url),
         )
         app.config.update(config)
         db.init_app(app)
