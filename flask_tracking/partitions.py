@@ -293,3 +293,22 @@ class Partitions:
         with self.engine.connect() as conn:
             self._known = set(existing(conn))
         self._read_at = _time.monotonic()
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's ``include_object`` for a database with partitioned tracking tables:
+    autogenerate leaves alone the partitions, ``tracking_event_ids`` (made by
+    ``flask tracking init-db``, not in the metadata) and the ``UNIQUE(event_id)`` that a
+    partitioned ``tracking_events`` cannot have; columns and indexes are compared as usual.
+
+    ``context.configure(..., include_object=include_object)`` in ``migrations/env.py``."""
+    if type_ == "table" and name is not None:
+        return name != IDS and not _PARTITION_NAME.match(name)
+    if type_ == "unique_constraint" and name == "uq_tracking_events_event_id":
+        return False
+    return True
+
+
+_PARTITION_NAME = re.compile(rf"^{PARENT}_p\d{{4}}_\d{{2}}(_\d{{2}})?$")

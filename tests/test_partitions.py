@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import func, select
 from test_retention import clear
 
 from flask_tracking.extension import get_state
-from flask_tracking.models import events_table
-from flask_tracking.partitions import existing, ids_table, is_partitioned, upcoming
+from flask_tracking.models import events_table, metadata
+from flask_tracking.partitions import (
+    existing,
+    ids_table,
+    include_object,
+    is_partitioned,
+    upcoming,
+)
 
 from forwarding_app import event, forwarder_of, make_app
 from forwarding_app import store as store_events
@@ -139,3 +147,14 @@ def test_a_partition_dropped_by_another_process_is_made_again(build: Any) -> Non
     again = dict(event(2), time=datetime(2019, 7, 2, tzinfo=UTC), event_id=str(uuid.uuid4()))
     assert store_events(app, [again]) == [again["event_id"]]  # its list said July exists
     assert "tracking_events_p2019_07" in names(app)
+
+
+def test_alembic_autogenerate_leaves_the_partitioned_tables_alone(build: Any) -> None:
+    app = build("month")
+    get_state(app).store.create_all()
+    with get_state(app).engine.connect() as conn:
+        plain = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        filtered = compare_metadata(context, metadata)
+    assert any(diff[0] == "remove_table" for diff in plain)  # the partitions, without it
+    assert filtered == []
