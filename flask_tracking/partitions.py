@@ -258,11 +258,14 @@ class Partitions:
 
     def ensure(self, times: Iterable[datetime]) -> None:
         """Make sure the partitions holding ``times`` exist (before inserting them)."""
-        unit = self.unit
-        wanted: dict[str, Period] = {}
-        for when in times:
-            period = period_of(unit, when)
-            wanted.setdefault(period.name, period)
+        day = self.unit == "day"
+        keys: set[tuple[int, int, int]] = set()
+        for when in times:  # cheap per event: the periods are built once per key
+            if when.tzinfo is not None and when.tzinfo is not UTC:
+                when = when.astimezone(UTC)
+            keys.add((when.year, when.month, when.day if day else 1))
+        periods = [period_of(self.unit, datetime(*key)) for key in keys]
+        wanted = {period.name: period for period in periods}
         if _time.monotonic() - self._read_at > CACHE_SECONDS:
             self._refresh()
         missing = [p for name, p in wanted.items() if name not in self._known]
@@ -306,9 +309,7 @@ def include_object(
     ``context.configure(..., include_object=include_object)`` in ``migrations/env.py``."""
     if type_ == "table" and name is not None:
         return name != IDS and not _PARTITION_NAME.match(name)
-    if type_ == "unique_constraint" and name == "uq_tracking_events_event_id":
-        return False
-    return True
+    return not (type_ == "unique_constraint" and name == "uq_tracking_events_event_id")
 
 
 _PARTITION_NAME = re.compile(rf"^{PARENT}_p\d{{4}}_\d{{2}}(_\d{{2}})?$")

@@ -33,6 +33,25 @@ case $rc in
     *) failed+=("pytest (exit $rc)") ;;
 esac
 
+# Second pass: the PostgreSQL tests again with tracking_events partitioned by month
+# (TRACKING_TEST_PARTITION, docs/partitions.md): `-k postgres` picks every test run on
+# PostgreSQL (the [postgresql] cases and the PostgreSQL-only modules). It runs after a
+# whole run (no arguments) or with TRACKING_TEST_PARTITION_PASS=1 (then on the arguments
+# given); TRACKING_TEST_PARTITION_PASS=0 leaves it out.
+partition_pass=${TRACKING_TEST_PARTITION_PASS:-auto}
+if [[ $partition_pass == 1 || ($partition_pass == auto && $# -eq 0) ]]; then
+    selection=("$@")
+    ((${#selection[@]})) || selection=(tests --ignore=tests/browser)
+    echo "test: pytest ${selection[*]} -k postgres (TRACKING_TEST_PARTITION=month)"
+    TRACKING_TEST_PARTITION=month .venv/bin/python -m pytest "${selection[@]}" -k postgres
+    rc=$?
+    case $rc in
+        0) ;;
+        5) failed+=("partitioned PostgreSQL pass (no tests collected)") ;;
+        *) failed+=("partitioned PostgreSQL pass (exit $rc)") ;;
+    esac
+fi
+
 if ((${#failed[@]})); then
     echo "test: FAILED: ${failed[*]}" >&2
     exit 1
