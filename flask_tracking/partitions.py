@@ -308,8 +308,14 @@ def include_object(
 
     ``context.configure(..., include_object=include_object)`` in ``migrations/env.py``."""
     if type_ == "table" and name is not None:
-        return name != IDS and not _PARTITION_NAME.match(name)
+        return not made_for_partitions(name)
     return not (type_ == "unique_constraint" and name == "uq_tracking_events_event_id")
+
+
+def made_for_partitions(name: str) -> bool:
+    """Whether ``name`` is a table of a partitioned layout that is not in the metadata:
+    ``tracking_event_ids`` or a partition of ``tracking_events``."""
+    return name == IDS or bool(_PARTITION_NAME.match(name))
 
 
 _PARTITION_NAME = re.compile(rf"^{PARENT}_p\d{{4}}_\d{{2}}(_\d{{2}})?$")

@@ -23,6 +23,7 @@ from flask_tracking import ConfigError, FailedEvent, Tracking, TrackingEvent
 from flask_tracking.engine import engine_timeout
 from flask_tracking.forwarding import DELIVERED
 from flask_tracking.models import metadata as tracking_metadata
+from flask_tracking.partitions import made_for_partitions
 
 from forwarding_app import FAST, forwarder_of, wait_until
 from receivers import WebhookReceiver
@@ -81,7 +82,11 @@ def drop_app_tables(url: str) -> None:
     try:
         found = MetaData()
         found.reflect(engine)
-        theirs = [t for name, t in found.tables.items() if name not in tracking_metadata.tables]
+        theirs = [
+            t
+            for name, t in found.tables.items()
+            if name not in tracking_metadata.tables and not made_for_partitions(name)
+        ]
         found.drop_all(engine, tables=theirs)
     finally:
         engine.dispose()
