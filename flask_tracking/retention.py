@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, text
+from sqlalchemy.exc import OperationalError
 
+from .engine import statement_timeout
 from .forwarding.models import PENDING, deliveries_table
 from .models import events_table, failed_table
 from .partitions import existing, ids_table, is_partitioned, make_partitions, upcoming
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: Rows per deleting transaction.
 BATCH = 5_000
+#: How long one statement of a prune may run (counting a partition, a batch).
+STATEMENT_SECONDS = 300.0
 E = events_table
 D = deliveries_table
 F = failed_table
@@ -53,6 +58,8 @@ class PruneReport:
     dropped: list[str] = field(default_factory=list)
     #: Partitions wholly before the cutoff kept for their pending deliveries.
     kept_partitions: list[str] = field(default_factory=list)
+    #: Partitions to drop whose lock was not granted in time (the next prune drops them).
+    busy_partitions: list[str] = field(default_factory=list)
     partitioned: bool = False
 
     def lines(self) -> Iterator[str]:
@@ -69,6 +76,22 @@ class PruneReport:
             yield f"kept: {self.kept_pending} events with pending deliveries"
         for name in self.kept_partitions:
             yield f"kept partition {name}: it holds events with pending deliveries"
+        for name in self.busy_partitions:
+            yield f"kept partition {name}: busy (its lock was not granted), try again later"
+
+
+@contextmanager
+def _writing(store: SqlStore) -> Iterator[Connection]:
+    """A write transaction whose statements may run :data:`STATEMENT_SECONDS` (the
+    locks they wait for are still bound by ``TRACKING_DB_TIMEOUT``)."""
+    with store.writing() as conn, statement_timeout(conn, STATEMENT_SECONDS):
+        yield conn
+
+
+@contextmanager
+def _reading(store: SqlStore) -> Iterator[Connection]:
+    with store.engine.connect() as conn, statement_timeout(conn, STATEMENT_SECONDS):
+        yield conn
 
 
 def _naive(when: datetime) -> datetime:
@@ -86,8 +109,8 @@ def prune(
     """Remove events (and their rows) older than ``before``; see the module doc."""
     cutoff = _naive(before)
     report = PruneReport(before=cutoff, dry_run=dry_run)
-    engine = store.engine
     partitions: dict[str, tuple[datetime, datetime]] = {}
+    engine = store.engine
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             report.partitioned = bool(is_partitioned(conn))
@@ -117,7 +140,7 @@ def _delete_rows(
     if window is not None:
         where += [E.c.time >= window[0], E.c.time < window[1]]
     if report.dry_run:
-        with store.engine.connect() as conn:
+        with _reading(store) as conn:
             base = select(func.count()).select_from(E).where(*where)
             kept = conn.execute(base.where(_pending(E.c.id))).scalar_one()
             gone = conn.execute(base.where(~_pending(E.c.id))).scalar_one()
@@ -133,7 +156,7 @@ def _delete_rows(
         return
     cursor: tuple[datetime, int] | None = None
     while True:
-        with store.writing() as conn:
+        with _writing(store) as conn:
             query = select(E.c.id, E.c.time, _pending(E.c.id).label("pending")).where(*where)
             if cursor is not None:
                 query = query.where(
@@ -177,8 +200,7 @@ def _drop(
     part = text(f'"{name}"')  # a name read from the catalog, ours by construction
     in_part = f'SELECT 1 FROM tracking_deliveries d JOIN "{name}" e ON e.id = d.event_pk'
     pending_sql = f"SELECT EXISTS ({in_part} WHERE d.state = 'pending')"
-    engine = store.engine
-    with engine.connect() as conn:
+    with _reading(store) as conn:
         if conn.exec_driver_sql(pending_sql).scalar():
             report.kept_partitions.append(name)
             return False
@@ -194,9 +216,9 @@ def _drop(
             ).scalar_one()
             report.dropped.append(name)
             return True
-    # Deliveries and ids first, in batches, outside the lock.
+    # The deliveries first, in batches, outside the lock.
     while True:
-        with engine.begin() as conn:
+        with _writing(store) as conn:
             n = _count(
                 conn.exec_driver_sql(
                     "DELETE FROM tracking_deliveries WHERE id IN (SELECT d.id FROM"
@@ -207,8 +229,27 @@ def _drop(
         report.deliveries += n
         if n < batch:
             break
+    try:
+        with _writing(store) as conn:
+            conn.exec_driver_sql(f'LOCK TABLE "{name}" IN ACCESS EXCLUSIVE MODE')
+            if conn.exec_driver_sql(pending_sql).scalar():  # came since: keep it after all
+                report.kept_partitions.append(name)
+                return False
+            events = conn.execute(select(func.count()).select_from(part)).scalar_one()
+            conn.exec_driver_sql(f'DROP TABLE "{name}"')
+    except OperationalError as exc:  # a lock not granted within TRACKING_DB_TIMEOUT
+        if getattr(exc.orig, "sqlstate", None) != "55P03":
+            raise
+        report.busy_partitions.append(name)
+        return True
+    report.events += events
+    report.dropped.append(name)
+    if store.partitions is not None:
+        store.partitions.forget()
+    logger.info("Tracking retention: dropped partition %s.", name)
+    # Then its ids (an id left a moment without its event only keeps that id out).
     while True:
-        with engine.begin() as conn:
+        with _writing(store) as conn:
             n = _count(
                 conn.execute(
                     delete(ids_table).where(
@@ -223,30 +264,18 @@ def _drop(
             )
         report.ids += n
         if n < batch:
-            break
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'LOCK TABLE "{name}" IN ACCESS EXCLUSIVE MODE')
-        if conn.exec_driver_sql(pending_sql).scalar():  # came since: keep it after all
-            report.kept_partitions.append(name)
-            return False
-        report.events += conn.execute(select(func.count()).select_from(part)).scalar_one()
-        conn.exec_driver_sql(f'DROP TABLE "{name}"')
-    report.dropped.append(name)
-    if store.partitions is not None:
-        store.partitions.forget()
-    logger.info("Tracking retention: dropped partition %s.", name)
-    return True
+            return True
 
 
 def _delete_failed(store: SqlStore, report: PruneReport, cutoff: datetime, batch: int) -> None:
     old = F.c.failed_at < cutoff
     if report.dry_run:
-        with store.engine.connect() as conn:
+        with _reading(store) as conn:
             count = select(func.count()).select_from(F).where(old)
             report.failed += conn.execute(count).scalar_one()
         return
     while True:
-        with store.writing() as conn:
+        with _writing(store) as conn:
             ids = list(conn.execute(select(F.c.id).where(old).limit(batch)).scalars())
             if ids:
                 report.failed += _count(conn.execute(delete(F).where(F.c.id.in_(ids))))

@@ -299,3 +299,31 @@ def test_partitions_ahead_are_made_again_by_the_housekeeping(tmp_path: Path) -> 
     finally:
         forwarder_of(app).close()
         state.engine.dispose()
+
+
+def test_a_partition_in_use_is_kept_for_the_next_prune(tmp_path: Path) -> None:
+    """A long reader holds the table: the drop waits TRACKING_DB_TIMEOUT, then gives up
+    on that partition alone and says so; ingest never queues behind it for longer."""
+    url = service_url("postgresql")
+    clear(url)
+    config = {"INSTANCE_PATH": str(tmp_path / "i"), "TRACKING_DATABASE_URL": url}
+    app = make_app({**config, "TRACKING_PARTITION": "month", "TRACKING_DB_TIMEOUT": 0.5})
+    state = get_state(app)
+    reader = create_engine(url)
+    try:
+        state.store.create_all()
+        old = put(app, at(2020, 1, 10))
+        with reader.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("SELECT count(*) FROM tracking_events")  # holds its lock
+            report = prune(state.store, at(2020, 3, 1))
+            conn.exec_driver_sql("ROLLBACK")
+        assert report.busy_partitions == ["tracking_events_p2020_01"] and report.events == 0
+        assert any("busy (its lock was not granted)" in line for line in report.lines())
+        assert event_ids(app) == {old} and table_ids(app) == {old}
+        again = prune(state.store, at(2020, 3, 1))
+        assert again.dropped == ["tracking_events_p2020_01"] and event_ids(app) == set()
+    finally:
+        reader.dispose()
+        forwarder_of(app).close()
+        state.engine.dispose()
