@@ -256,8 +256,12 @@ class Partitions:
         self.forget()
         return made
 
-    def ensure(self, times: Iterable[datetime]) -> None:
-        """Make sure the partitions holding ``times`` exist (before inserting them)."""
+    def ensure(self, conn: Connection, times: Iterable[datetime]) -> None:
+        """Make sure the partitions holding ``times`` exist (before inserting them).
+
+        The list is read on ``conn``, the insert's own connection (no second checkout,
+        one wait at most when the server is down); only a missing partition takes a
+        connection of its own, to be created outside the insert's transaction."""
         day = self.unit == "day"
         keys: set[tuple[int, int, int]] = set()
         for when in times:  # cheap per event: the periods are built once per key
@@ -266,11 +270,12 @@ class Partitions:
             keys.add((when.year, when.month, when.day if day else 1))
         periods = [period_of(self.unit, datetime(*key)) for key in keys]
         wanted = {period.name: period for period in periods}
-        if _time.monotonic() - self._read_at > CACHE_SECONDS:
-            self._refresh()
+        fresh = _time.monotonic() - self._read_at <= CACHE_SECONDS
+        if not fresh:
+            self._refresh(conn)
         missing = [p for name, p in wanted.items() if name not in self._known]
-        if missing:
-            self._refresh()
+        if missing and fresh:
+            self._refresh(conn)
             missing = [p for p in missing if p.name not in self._known]
         if missing:
             self._known.update(make_partitions(self.engine, missing))
@@ -292,9 +297,8 @@ class Partitions:
         self._known = set()
         self._read_at = float("-inf")
 
-    def _refresh(self) -> None:
-        with self.engine.connect() as conn:
-            self._known = set(existing(conn))
+    def _refresh(self, conn: Connection) -> None:
+        self._known = set(existing(conn))
         self._read_at = _time.monotonic()
 
 

@@ -225,7 +225,7 @@ class SqlStore:
             return self._sqlite_insert(conn, list(unique.values()))
         rows = list(unique.values())
         if self.partitions is not None:
-            self.partitions.ensure(event["time"] for event, _ in rows)
+            self.partitions.ensure(conn, (event["time"] for event, _ in rows))
         stored: list[str] = []
         for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
             batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
