@@ -88,6 +88,29 @@ def choice(key: str, value: Any, choices: Iterable[str]) -> str:
     return str(value)
 
 
+def optional_choice(key: str, value: Any, choices: Iterable[str]) -> str | None:
+    """``None`` or one of ``choices``."""
+    options = tuple(choices)
+    if value is None or value in options:
+        return value if value is None else str(value)
+    listed = ", ".join(repr(o) for o in options)
+    raise ConfigError(f"{key} must be None or one of {listed}, not {shown(value)}.")
+
+
+def optional_integer(key: str, value: Any, *, minimum: int, example: int) -> int | None:
+    """``None`` (off) or a whole number of days >= ``minimum``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(
+            f"{key} must be a whole number of days, for example {key} = {example}, or None"
+            f" to keep everything; not {shown(value)}."
+        )
+    if value < minimum:
+        raise ConfigError(f"{key} must be a whole number of days >= {minimum}, not {value!r}.")
+    return value
+
+
 def text(key: str, value: Any, *, example: str) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():

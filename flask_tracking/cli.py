@@ -21,7 +21,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
 from .models import metadata
+from .partitions import existing
 from .reports.cli import report_command
+from .retention import prune
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
@@ -81,6 +83,13 @@ def init_db_command() -> None:
     click.echo(f"created: {', '.join(created) if created else 'nothing (all tables exist)'}")
     if kept:
         click.echo(f"already there: {', '.join(kept)}")
+    if state.store.partitions is not None:
+        with state.engine.connect() as conn:
+            names = sorted(existing(conn))
+        click.echo(
+            f"partitioned by {state.store.partitions.unit}: {len(names)} partitions,"
+            f" {names[0]} to {names[-1]}"
+        )
 
 
 @cli.command("import")
@@ -92,6 +101,21 @@ def import_command(files: tuple[str, ...]) -> None:
         state.store.create_all()
         summary = import_lines(state.tracker, read_lines(files))
     click.echo(str(summary))
+
+
+@cli.command("prune")
+@click.option("--before", type=WHEN, required=True, help="Remove what is older (e.g. 365d).")
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+def prune_command(before: datetime, dry_run: bool) -> None:
+    """Remove events older than --before, their delivered and failed deliveries, and
+    failed events; drops whole partitions when partitioned. Events with pending
+    deliveries are kept."""
+    state = get_state()
+    with database_errors(state):
+        report = prune(state.store, before, dry_run=dry_run)
+    click.echo(f"database: {database_name(state)}")
+    for line in report.lines():
+        click.echo(line)
 
 
 @cli.command("export")

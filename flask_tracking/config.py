@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_MAX_CLIENT_DELAY": 7 * 86400,
     "TRACKING_MAX_FAILED_EVENTS": 100_000,
     "TRACKING_DASHBOARD": False,
+    "TRACKING_PARTITION": None,
+    "TRACKING_RETENTION_DAYS": None,
 }
 
 _UNKNOWN_POLICIES = ("accept", "reject")
@@ -86,6 +88,10 @@ class TrackingConfig:
     max_failed_events: int = 100_000
     #: Serve the staff dashboard at ``<prefix>/dashboard`` (docs/analytics.md).
     dashboard: bool = False
+    #: ``"month"`` / ``"day"``: ``tracking_events`` partitioned by time (PostgreSQL).
+    partition: str | None = None
+    #: Days of events the worker keeps (``None``: all).
+    retention_days: int | None = None
 
 
 def load_config(app: Flask) -> TrackingConfig:
@@ -158,6 +164,12 @@ def load_config(app: Flask) -> TrackingConfig:
         max_client_delay=_integer(c, "TRACKING_MAX_CLIENT_DELAY"),
         max_failed_events=_integer(c, "TRACKING_MAX_FAILED_EVENTS"),
         dashboard=checks.boolean("TRACKING_DASHBOARD", c["TRACKING_DASHBOARD"]),
+        partition=checks.optional_choice(
+            "TRACKING_PARTITION", c["TRACKING_PARTITION"], ("month", "day")
+        ),
+        retention_days=checks.optional_integer(
+            "TRACKING_RETENTION_DAYS", c["TRACKING_RETENTION_DAYS"], minimum=1, example=365
+        ),
     )
 
 

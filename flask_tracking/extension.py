@@ -108,7 +108,7 @@ class Tracking(EventTypes):
             engine = app_engine(app, db, config.db_timeout)
             url = engine.url.render_as_string(hide_password=False)
             config = dataclasses.replace(config, database_url=url)
-        store = SqlStore(engine)
+        store = SqlStore(engine, config.partition)
         info = RequestInfo(config)
         info.identity_loader = self._call_identity_loader
         info.session_id_loader = self._call_session_id_loader

@@ -25,6 +25,7 @@ from sqlalchemy.exc import StatementError
 
 from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
+from .partitions import Partitions, check_backend, check_plain, partitioned_insert
 from .rawwrite import RawInserter
 from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
 from .sqlite_wal import Checkpointer
@@ -67,8 +68,12 @@ def _unavailable(exc: BaseException) -> bool:
 class SqlStore:
     """Stores events and failed events in the tracking tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, partition: str | None = None) -> None:
         self.engine = engine
+        check_backend(partition, engine.dialect.name)
+        #: ``TRACKING_PARTITION``: partitions made on demand, and the insert (partitions.py).
+        self.partitions = Partitions(engine, partition) if partition else None
+        self._pg_insert = partitioned_insert(PG_INSERT) if partition else PG_INSERT
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
         self._sqlite = engine.dialect.name == "sqlite"
@@ -97,6 +102,11 @@ class SqlStore:
 
     def create_all(self) -> None:
         """Create the tables and indexes that do not exist yet (idempotent)."""
+        if self.partitions is not None:
+            self.partitions.create_all()
+            return
+        if not self._sqlite:
+            check_plain(self.engine)
         metadata.create_all(self.engine)
 
     # -- writing --------------------------------------------------------------------------
@@ -119,6 +129,8 @@ class SqlStore:
         except _BIND_ERRORS as exc:
             if _unavailable(exc):
                 raise
+            if self.partitions is not None and self.partitions.dropped_meanwhile(exc):
+                return self.write(events, failures, encoded)  # the partition made again
             return self._one_by_one(events, failures, exc)
         result = self._result(events, stored)
         self._after_commit(result.stored)
@@ -157,13 +169,17 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.wrote()
 
+    #: A write transaction, for other writers of the tracking tables (retention).
+    writing = _writing
+
     def _transaction(
         self,
         events: Sequence[Mapping[str, Any]],
         failures: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None = None,
     ) -> list[str]:
-        if events and not failures and not self.insert_hooks:
+        if events and not failures and not self.insert_hooks and self.partitions is None:
+            # Partitioned tables take the transaction below: partitions made first.
             stored = self._raw.insert(_unique(events, encoded))
             if self._checkpointer is not None:
                 self._checkpointer.wrote()
@@ -210,10 +226,12 @@ class SqlStore:
         rows = _unique(events, encoded)
         if self._sqlite:
             return self._sqlite_insert(conn, rows)
+        if self.partitions is not None:
+            self.partitions.ensure(conn, (event["time"] for event, _ in rows))
         stored: list[str] = []
         for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
             batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
-            stored.extend(row[0] for row in conn.exec_driver_sql(PG_INSERT, (batch,)))
+            stored.extend(row[0] for row in conn.exec_driver_sql(self._pg_insert, (batch,)))
         return stored
 
     def _sqlite_insert(

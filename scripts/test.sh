@@ -33,6 +33,28 @@ case $rc in
     *) failed+=("pytest (exit $rc)") ;;
 esac
 
+# Second pass: the PostgreSQL tests again with tracking_events partitioned by month
+# (TRACKING_TEST_PARTITION, docs/partitions.md): `-k postgres` picks every test run on
+# PostgreSQL (the [postgresql] cases and the PostgreSQL-only modules), except the 7 cases
+# of test_xapi_lrs and test_caliper_forwarding (2.5 of its 10 minutes: a real LRS and
+# Caliper endpoint behind the same outbox and worker that test_forwarding_rq runs here).
+# It runs after a whole run (no arguments) or with TRACKING_TEST_PARTITION_PASS=1 (then
+# on the arguments given); TRACKING_TEST_PARTITION_PASS=0 leaves it out.
+partition_pass=${TRACKING_TEST_PARTITION_PASS:-auto}
+if [[ $partition_pass == 1 || ($partition_pass == auto && $# -eq 0) ]]; then
+    selection=("$@")
+    ((${#selection[@]})) || selection=(tests --ignore=tests/browser)
+    keyword="postgres and not test_xapi_lrs and not test_caliper_forwarding"
+    echo "test: pytest ${selection[*]} -k '$keyword' (TRACKING_TEST_PARTITION=month)"
+    TRACKING_TEST_PARTITION=month .venv/bin/python -m pytest "${selection[@]}" -k "$keyword"
+    rc=$?
+    case $rc in
+        0) ;;
+        5) failed+=("partitioned PostgreSQL pass (no tests collected)") ;;
+        *) failed+=("partitioned PostgreSQL pass (exit $rc)") ;;
+    esac
+fi
+
 if ((${#failed[@]})); then
     echo "test: FAILED: ${failed[*]}" >&2
     exit 1

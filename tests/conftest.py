@@ -11,7 +11,7 @@ from flask import Flask
 
 from flask_tracking import Tracking
 
-from support import IN_CI, AppFactory, reset_database, service_url
+from support import IN_CI, AppFactory, partition_config, reset_database, service_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,6 +45,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
             TESTING=True,
             TRACKING_DATABASE_URL=database_url,
             TRACKING_RATE_LIMIT=None,
+            **partition_config(database_url),
         )
         app.config.update(config)
         (tracking or Tracking()).init_app(app)

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 from flask_tracking import Tracking
 
 import services
-from support import IN_CI
+from support import IN_CI, partition_config
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -47,6 +47,7 @@ def create_app() -> Flask:
     app.config.update(
         SECRET_KEY="faults-secret",
         TRACKING_DATABASE_URL=os.environ["FAULTS_DATABASE_URL"],
+        **partition_config(os.environ["FAULTS_DATABASE_URL"]),
         TRACKING_DB_TIMEOUT=float(os.environ.get("FAULTS_DB_TIMEOUT", "1.0")),
         TRACKING_SPOOL_FILE=os.environ.get("FAULTS_SPOOL") or None,
         TRACKING_RATE_LIMIT=None,

@@ -77,11 +77,32 @@ def _own_database(url: str) -> str:
     return _OWN_DATABASES[url]
 
 
+#: ``TRACKING_TEST_PARTITION=month`` (or ``day``): every PostgreSQL app the tests build
+#: has ``TRACKING_PARTITION`` set to it (``make test`` runs the PostgreSQL tests so too).
+TEST_PARTITION = os.environ.get("TRACKING_TEST_PARTITION") or None
+
+
+def partition_config(url: str) -> dict[str, Any]:
+    """The ``TRACKING_PARTITION`` of a test app on ``url`` (none on SQLite)."""
+    if TEST_PARTITION and url.startswith("postgresql"):
+        return {"TRACKING_PARTITION": TEST_PARTITION}
+    return {}
+
+
 def reset_database(url: str) -> None:
+    """Empty tracking tables on ``url`` (partitioned under TRACKING_TEST_PARTITION)."""
+    from flask_tracking.partitions import create_tables, ids_table
+
     engine = create_engine(url)
     try:
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                ids_table.drop(conn, checkfirst=True)
         metadata.drop_all(engine)
-        metadata.create_all(engine)
+        if partition_config(url):
+            create_tables(engine, partition_config(url)["TRACKING_PARTITION"])
+        else:
+            metadata.create_all(engine)
     finally:
         engine.dispose()
 

@@ -44,7 +44,7 @@ from forwarding_app import (
 )
 from receivers import Request, WebhookReceiver
 from services import get_or_skip, redis_url
-from support import corpus_path
+from support import corpus_path, partition_config
 
 TOKEN = "caliper-t0ken-123456"
 
@@ -196,6 +196,7 @@ def config(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield {
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "TRACKING_DATABASE_URL": database_url,
+        **partition_config(database_url),
         "TRACKING_REDIS_URL": url,
         "TRACKING_FORWARD_QUEUE": queue,
         **FAST,

@@ -21,7 +21,7 @@ from flask_tracking import Tracking
 from flask_tracking.forwarding.models import deliveries_table
 from flask_tracking.timespec import parse_when
 
-from support import ROOT, service_url
+from support import ROOT, partition_config, service_url
 
 
 def invoke(app: Flask, *args: str) -> Any:
@@ -37,7 +37,9 @@ def ok(app: Flask, *args: str) -> str:
 def bare_app(tmp_path: Path, url: str) -> Flask:
     """An app whose database has no tracking tables yet."""
     app = Flask("cli_test", instance_path=str(tmp_path / "instance"))
-    app.config.update(SECRET_KEY="s", TRACKING_DATABASE_URL=url, TRACKING_RATE_LIMIT=None)
+    app.config.update(
+        SECRET_KEY="s", TRACKING_DATABASE_URL=url, TRACKING_RATE_LIMIT=None, **partition_config(url)
+    )
     Tracking(app)
     return app
 

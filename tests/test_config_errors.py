@@ -265,6 +265,10 @@ OTHER_MISTAKES: list[tuple[str, Any, str]] = [
     ("TRACKING_FORWARD_QUEUE", "a queue", "must be a queue name"),
     ("TRACKING_DESTINATIONS", [], "must be a dict of name -> settings"),
     ("TRACKING_DESTINATIONS", "log", "must be a dict of name -> settings"),
+    ("TRACKING_PARTITION", "week", "must be None or one of 'month', 'day'"),
+    ("TRACKING_PARTITION", "month", "partitions tables on PostgreSQL only"),  # on SQLite
+    ("TRACKING_RETENTION_DAYS", 0, "must be a whole number of days >= 1"),
+    ("TRACKING_RETENTION_DAYS", "30d", "must be a whole number of days, for example"),
 ]
 
 

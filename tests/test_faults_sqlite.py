@@ -20,7 +20,7 @@ from flask_tracking.engine import WriteLock, is_unavailable
 from flask_tracking.errors import StoreUnavailable
 
 from faults_support import batch, holder, ids, release, run_forking, stored
-from support import reset_database
+from support import partition_config, reset_database
 
 TIMEOUT = 1.0
 #: "Within about twice the timeout", with room for a busy machine.
@@ -59,6 +59,7 @@ def app(database: tuple[str, str], tmp_path: Path) -> Any:
     app.config.update(
         SECRET_KEY="k",
         TRACKING_DATABASE_URL=database[0],
+        **partition_config(database[0]),
         TRACKING_DB_TIMEOUT=TIMEOUT,
         TRACKING_RATE_LIMIT=None,
     )

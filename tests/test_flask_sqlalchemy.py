@@ -23,9 +23,11 @@ from flask_tracking import ConfigError, FailedEvent, Tracking, TrackingEvent
 from flask_tracking.engine import engine_timeout
 from flask_tracking.forwarding import DELIVERED
 from flask_tracking.models import metadata as tracking_metadata
+from flask_tracking.partitions import made_for_partitions
 
 from forwarding_app import FAST, forwarder_of, wait_until
 from receivers import WebhookReceiver
+from support import partition_config
 
 TRACKING_TABLES = {"tracking_events", "tracking_failed_events", "tracking_deliveries"}
 
@@ -57,6 +59,7 @@ def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Fla
             TRACKING_RATE_LIMIT=None,
             TRACKING_ANONYMIZE=False,
             SQLALCHEMY_DATABASE_URI=database_url,
+            **partition_config(database_url),
         )
         app.config.update(config)
         db.init_app(app)
@@ -79,7 +82,11 @@ def drop_app_tables(url: str) -> None:
     try:
         found = MetaData()
         found.reflect(engine)
-        theirs = [t for name, t in found.tables.items() if name not in tracking_metadata.tables]
+        theirs = [
+            t
+            for name, t in found.tables.items()
+            if name not in tracking_metadata.tables and not made_for_partitions(name)
+        ]
         found.drop_all(engine, tables=theirs)
     finally:
         engine.dispose()

@@ -33,6 +33,7 @@ from flask_tracking.models import events_table
 from forwarding_app import FAST, event, forwarder_of, make_app, states, store, wait_until
 from receivers import SIGNATURE_HEADER, SmtpReceiver, WebhookReceiver
 from services import free_port
+from support import partition_config
 
 SECRET = "hook-secret"
 
@@ -276,6 +277,7 @@ def test_forwarded_log_lines_are_the_exported_lines(database_url: str, tmp_path:
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_DESTINATIONS": {"file": {"kind": "log", "options": {"path": str(path)}}},
             **FAST,
         }

@@ -41,6 +41,7 @@ from flask_tracking.models import events_table
 
 from forwarding_app import FAST, event, forwarder_of, make_app, states, store
 from receivers import SmtpReceiver, WebhookReceiver
+from support import partition_config
 
 SECRET = "encoding-secret"
 D = deliveries_table
@@ -82,6 +83,7 @@ def app(database_url: str, tmp_path: Path, receivers: Receivers) -> Iterator[Fla
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_DESTINATIONS": {
                 "hook": {
                     "kind": "webhook",
@@ -229,6 +231,7 @@ def test_a_custom_destination_refusing_one_event_fails_only_that_one(
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_DESTINATIONS": {"lrs": {"kind": Picky}},
             **FAST,
         }

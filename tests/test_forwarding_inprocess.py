@@ -14,6 +14,7 @@ from flask_tracking.forwarding import DELIVERED, FAILED, PENDING
 
 from forwarding_app import FAST, event, forwarder_of, make_app, states, store, wait_until
 from receivers import WebhookReceiver
+from support import partition_config
 
 SECRET = "in-process-secret"
 
@@ -36,6 +37,7 @@ def make(database_url: str, tmp_path: Path) -> Iterator[Any]:
         settings = {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_DESTINATIONS": destinations,
             **FAST,
             **config,

@@ -33,6 +33,7 @@ from flask_tracking.forwarding.sql import utcnow
 from flask_tracking.models import events_table
 
 from forwarding_app import FAST, event, forwarder_of, make_app, states, store
+from support import partition_config
 
 D = deliveries_table
 
@@ -65,6 +66,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_DESTINATIONS": {
                 "x": {"kind": Scripted, "batch_size": 50, "max_attempts": 3, "backoff": 30}
             },

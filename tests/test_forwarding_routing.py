@@ -28,6 +28,7 @@ from forwarding_app import (
 )
 from receivers import WebhookReceiver
 from services import get_or_skip, redis_url
+from support import partition_config
 
 
 def route(**config: Any) -> Route:
@@ -115,6 +116,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Any]:
             {
                 "INSTANCE_PATH": str(tmp_path / "instance"),
                 "TRACKING_DATABASE_URL": database_url,
+                **partition_config(database_url),
                 "TRACKING_DESTINATIONS": destinations,
                 **FAST,
                 **config,

@@ -39,6 +39,7 @@ from forwarding_app import (
 )
 from receivers import SmtpReceiver, WebhookReceiver
 from services import get_or_skip, redis_url, start_redis_server
+from support import partition_config
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Setup:
         return {
             "INSTANCE_PATH": str(self.tmp_path / "instance"),
             "TRACKING_DATABASE_URL": self.database_url,
+            **partition_config(self.database_url),
             "TRACKING_REDIS_URL": self.redis_url,
             "TRACKING_FORWARD_QUEUE": self.queue,
             "TRACKING_DESTINATIONS": destinations,

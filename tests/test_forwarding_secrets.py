@@ -27,6 +27,7 @@ from flask_tracking.redact import redact, redact_url, url_secrets
 from forwarding_app import FAST, event, forwarder_of, make_app, store, wait_until, worker
 from receivers import WebhookReceiver
 from services import free_port
+from support import partition_config
 
 D = deliveries_table
 PASSWORD = "pw-hunter2-Zq81"
@@ -50,6 +51,7 @@ def apps(database_url: str, tmp_path: Path) -> Iterator[Any]:
             {
                 "INSTANCE_PATH": str(tmp_path / "instance"),
                 "TRACKING_DATABASE_URL": database_url,
+                **partition_config(database_url),
                 "TRACKING_DESTINATIONS": destinations,
                 **FAST,
                 **config,
@@ -169,6 +171,7 @@ def test_redis_password_stays_out_of_logs_and_output(
         config = {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
             "TRACKING_REDIS_URL": redis_url,
             "TRACKING_DESTINATIONS": destinations,
             **FAST,

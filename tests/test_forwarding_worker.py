@@ -34,6 +34,7 @@ from forwarding_app import (
 )
 from receivers import WebhookReceiver
 from services import get_or_skip, redis_url
+from support import partition_config
 
 D = deliveries_table
 SECRET = "worker-secret"
@@ -46,6 +47,7 @@ def config(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield {
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "TRACKING_DATABASE_URL": database_url,
+        **partition_config(database_url),
         "TRACKING_REDIS_URL": url,
         "TRACKING_FORWARD_QUEUE": queue,
         **FAST,

@@ -15,7 +15,7 @@ from flask import Flask, session
 from flask_tracking import Tracking
 from flask_tracking.payloads import decode_payload, encode_payload
 
-from support import AppFactory, corpus_path, failed, rows, service_url
+from support import AppFactory, corpus_path, failed, partition_config, rows, service_url
 
 PLAY = {"id": "i4x-Org-Num-video-intro", "code": "html5", "currentTime": 12.5, "speed": "1.0"}
 
@@ -282,7 +282,12 @@ def test_503_within_a_second_when_the_database_is_stopped(tmp_path: Path) -> Non
     service_url("postgresql")  # PostgreSQL binaries must be there (fails under CI if not)
     cluster = services.start_throwaway_postgres()
     app = Flask("down", instance_path=str(tmp_path))
-    app.config.update(SECRET_KEY="k", TRACKING_DATABASE_URL=cluster.url, TRACKING_RATE_LIMIT=None)
+    app.config.update(
+        SECRET_KEY="k",
+        TRACKING_DATABASE_URL=cluster.url,
+        TRACKING_RATE_LIMIT=None,
+        **partition_config(cluster.url),
+    )
     tracking = Tracking(app)
     with app.app_context():
         tracking.init_db()

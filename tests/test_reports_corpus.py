@@ -22,7 +22,7 @@ from flask_tracking.reports import REPORTS, problems, sequence, textbook, video
 from flask_tracking.reports.activity import activity
 from flask_tracking.tracking_logs import import_lines, read_lines
 
-from support import CORPUS, reset_database, service_url
+from support import CORPUS, partition_config, reset_database, service_url
 
 FILES = sorted(str(p) for p in Path(CORPUS).glob("*.jsonl") if p.name != "malformed.jsonl")
 
@@ -74,6 +74,7 @@ def load(url: str, tmp_path: Path) -> Any:
         SECRET_KEY="k",
         TESTING=True,
         TRACKING_DATABASE_URL=url,
+        **partition_config(url),
         TRACKING_RATE_LIMIT=None,
         TRACKING_ANONYMIZE=False,  # learners as edX wrote them, to count them from the lines
         # the import's chunks of 1,000 rows, on a machine shared with other test runs
@@ -239,7 +240,7 @@ def test_cli_without_tables(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     create_engine(url).dispose()
     app = Flask("reports_empty", instance_path=str(tmp_path / "instance"))
-    app.config.update(SECRET_KEY="k", TRACKING_DATABASE_URL=url)
+    app.config.update(SECRET_KEY="k", TRACKING_DATABASE_URL=url, **partition_config(url))
     Tracking(app)
     answer = app.test_cli_runner().invoke(args=["tracking", "report", "video"])
     assert answer.exit_code == 1

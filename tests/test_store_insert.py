@@ -16,7 +16,14 @@ from flask_tracking.limits import check
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.store import PG_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT, SqlStore
 
+from support import partition_config
+
 NOW = datetime(2024, 2, 1, 9, 0, tzinfo=UTC)
+
+
+def make_store(url: str) -> SqlStore:
+    """A store on ``url``, partitioned as the tables are (TRACKING_TEST_PARTITION)."""
+    return SqlStore(make_engine(url, timeout=5), partition_config(url).get("TRACKING_PARTITION"))
 
 
 def event(n: int, **values: Any) -> Event:
@@ -47,7 +54,7 @@ def encoded(events: list[Event]) -> list[Any]:
 
 
 def test_a_big_batch_with_duplicates_is_stored_once(database_url: str) -> None:
-    store = SqlStore(make_engine(database_url, timeout=5))
+    store = make_store(database_url)
     try:
         size = max(PG_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT) * 2 + 7
         events = [event(n) for n in range(size)]
@@ -71,7 +78,7 @@ def test_a_big_batch_with_duplicates_is_stored_once(database_url: str) -> None:
 
 
 def test_json_columns_keep_the_encoded_text(database_url: str) -> None:
-    store = SqlStore(make_engine(database_url, timeout=5))
+    store = make_store(database_url)
     try:
         payload = {"z": 1, "a": 'é ☃ 𝄞 "quoted" \\ back', "n": None, "l": [1.5, True]}
         item = event(1, event=payload, event_raw='{"z":1}', page="https://x/é")
@@ -89,7 +96,7 @@ def test_json_columns_keep_the_encoded_text(database_url: str) -> None:
 
 
 def test_failed_rows_and_events_in_one_transaction(database_url: str) -> None:
-    store = SqlStore(make_engine(database_url, timeout=5))
+    store = make_store(database_url)
     try:
         items = [event(n) for n in range(3)]
         failure = {"origin": "browser", "raw": "{}", "reasons": {"_schema": ["x"]}}

@@ -40,7 +40,7 @@ from forwarding_app import (
 )
 from lrs_service import PASSWORD, USERNAME, RalphLRS, ralph_or_skip
 from services import get_or_skip, redis_url
-from support import corpus_path
+from support import corpus_path, partition_config
 
 D = deliveries_table
 PLATFORM = "https://lms.example.org"
@@ -74,6 +74,7 @@ def config(database_url: str, tmp_path: Path, lrs: RalphLRS) -> Iterator[dict[st
     yield {
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "TRACKING_DATABASE_URL": database_url,
+        **partition_config(database_url),
         "TRACKING_REDIS_URL": url,
         "TRACKING_FORWARD_QUEUE": queue,
         "TRACKING_DESTINATIONS": {"lrs": destination},

@@ -7,10 +7,14 @@ written before errors were redacted are shown redacted too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..retention import Housekeeping
+from ..state import get_state
 from .destinations.text import escape_controls
 from .dispatch import DispatchUnavailable
 from .lookup import get_forwarder
@@ -54,7 +58,15 @@ def worker_command(
         name=name,
         sweep_interval=sweep_interval,
         logging_level="WARNING" if quiet else "INFO",
+        housekeeping=_housekeeping(),
     )
+
+
+def _housekeeping() -> Callable[[], None] | None:
+    """The worker's partitions-ahead and retention runs, if the app has either on."""
+    state = get_state()
+    work = Housekeeping(state.store, state.config.retention_days)
+    return work if work else None
 
 
 @click.command("forward")

@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -57,9 +58,16 @@ class TrackingWorker(SimpleWorker):
         app: Flask,
         forwarder: Forwarder,
         sweep_interval: float,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_interval: float = 3600.0,
         **kwargs: Any,
     ) -> None:
         self.app = app
+        #: Partitions ahead and retention (``retention.Housekeeping``): at the first
+        #: sweep, then every ``housekeeping_interval`` seconds.
+        self.housekeeping = housekeeping
+        self.housekeeping_interval = housekeeping_interval
+        self._next_housekeeping = 0.0
         self.forwarder = forwarder
         self.sweep_interval = max(0.1, sweep_interval)
         self.stop_asked = False
@@ -97,6 +105,13 @@ class TrackingWorker(SimpleWorker):
                 self.name,
                 exception_text(exc, self.forwarder.secrets()),
             )
+        if self.housekeeping is not None and time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + self.housekeeping_interval
+            try:
+                with self.app.app_context():
+                    self.housekeeping()
+            except Exception as exc:
+                logger.error("Worker %s: housekeeping failed.\n%s", self.name, exception_text(exc))
 
     def execute_job(self, job: Any, queue: Any) -> None:
         with self.app.app_context():
@@ -119,6 +134,7 @@ def run_worker(
     name: str | None = None,
     sweep_interval: float | None = None,
     logging_level: str = "INFO",
+    housekeeping: Callable[[], None] | None = None,
 ) -> None:
     """Run a :class:`TrackingWorker` until stopped (or, with ``burst``, until idle)."""
     settings = forwarder.settings
@@ -138,6 +154,7 @@ def run_worker(
                 app=app,
                 forwarder=forwarder,
                 sweep_interval=interval,
+                housekeeping=housekeeping,
             )
             worker.work(burst=burst, with_scheduler=False, logging_level=logging_level)
         except RedisError as exc:
