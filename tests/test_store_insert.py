@@ -112,7 +112,7 @@ def test_failed_rows_and_events_in_one_transaction(database_url: str) -> None:
 def test_a_plain_batch_leaves_its_pooled_connection_transactional(database_url: str) -> None:
     """The plain batch goes to the driver directly (``rawwrite``; autocommit on
     PostgreSQL); the connection it gives back to the pool runs transactions again."""
-    store = SqlStore(make_engine(database_url, timeout=5))
+    store = make_store(database_url)
     try:
         items = [event(n) for n in range(3)]
         assert len(store.write(items, (), encoded(items)).stored) == 3
