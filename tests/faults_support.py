@@ -135,14 +135,13 @@ class Gunicorn:
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.command = [
-            sys.executable, "-m", "gunicorn",
-            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-            "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
-            "--graceful-timeout", "5",
-            *(["--preload"] if preload else []),
+        self.command = services.gunicorn_command(
             "faults_support:create_app()",
-        ]  # fmt: skip
+            self.port,
+            workers=workers,
+            threads=threads,
+            preload=preload,
+        )
         self.env = {**os.environ, **env}
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), str(ROOT)]))
         self.process: subprocess.Popen[bytes] | None = None

@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -94,13 +93,9 @@ class IngestHost:
         self.port = services.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.command = [
-            sys.executable, "-m", "gunicorn",
-            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-            "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
-            "--graceful-timeout", "5",
-            "multiprocess_support:create_app()",
-        ]  # fmt: skip
+        self.command = services.gunicorn_command(
+            "multiprocess_support:create_app()", self.port, workers=workers, threads=threads
+        )
         self.env = {**os.environ, CONFIG_VAR: json.dumps(config)}
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), str(TESTS.parent)]))
         self.process: subprocess.Popen[bytes] | None = None

@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -73,6 +74,21 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def gunicorn_command(
+    app: str, port: int, *, workers: int, threads: int, preload: bool = False
+) -> list[str]:
+    """The command line of a real gunicorn serving ``app`` ("module:factory()") on
+    ``port``: gthread workers, warnings only, a 5 s graceful timeout."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--bind", f"{HOST}:{port}", "--log-level", "warning",
+        "--graceful-timeout", "5",
+        *(["--preload"] if preload else []),
+        app,
+    ]  # fmt: skip
 
 
 def _port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:

@@ -89,9 +89,9 @@ def partition_config(url: str) -> dict[str, Any]:
     return {}
 
 
-def reset_database(url: str) -> None:
-    """Empty tracking tables on ``url`` (partitioned under TRACKING_TEST_PARTITION)."""
-    from flask_tracking.partitions import create_tables, ids_table
+def drop_tables(url: str) -> None:
+    """No tracking tables at all on ``url`` (the id table of partitions included)."""
+    from flask_tracking.partitions import ids_table
 
     engine = create_engine(url)
     try:
@@ -99,6 +99,17 @@ def reset_database(url: str) -> None:
             with engine.begin() as conn:
                 ids_table.drop(conn, checkfirst=True)
         metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+def reset_database(url: str) -> None:
+    """Empty tracking tables on ``url`` (partitioned under TRACKING_TEST_PARTITION)."""
+    from flask_tracking.partitions import create_tables
+
+    drop_tables(url)
+    engine = create_engine(url)
+    try:
         if partition_config(url):
             create_tables(engine, partition_config(url)["TRACKING_PARTITION"])
         else:

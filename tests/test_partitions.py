@@ -15,7 +15,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import func, select
-from test_retention import clear
 
 from flask_tracking.extension import get_state
 from flask_tracking.models import events_table, metadata
@@ -29,7 +28,7 @@ from flask_tracking.partitions import (
 
 from forwarding_app import event, forwarder_of, make_app
 from forwarding_app import store as store_events
-from support import corpus_path, service_url
+from support import corpus_path, drop_tables, service_url
 
 E = events_table
 
@@ -38,7 +37,7 @@ E = events_table
 def build(tmp_path: Path) -> Iterator[Any]:
     """Apps on an empty PostgreSQL database (no tracking tables): ``build(unit)``."""
     url = service_url("postgresql")
-    clear(url)
+    drop_tables(url)
     made: list[Flask] = []
 
     def factory(unit: str | None, **config: Any) -> Flask:
@@ -51,7 +50,7 @@ def build(tmp_path: Path) -> Iterator[Any]:
     for app in made:
         forwarder_of(app).close()
         get_state(app).engine.dispose()
-    clear(url)
+    drop_tables(url)
 
 
 def init_db(app: Flask) -> Any:
@@ -111,7 +110,7 @@ def test_an_old_edx_log_is_imported_into_partitions_made_on_demand(build: Any) -
         if unit:
             made = names(app)
             assert {f"tracking_events_p{t:%Y_%m}" for _, t, _ in rows} <= made
-        clear(get_state(app).engine.url.render_as_string(hide_password=False))
+        drop_tables(get_state(app).engine.url.render_as_string(hide_password=False))
     assert summaries[None] == summaries["month"]
 
 
@@ -125,7 +124,7 @@ def test_init_db_refuses_a_table_of_the_other_kind(build: Any) -> None:
         result.output
     )
     assert "docs/partitions.md" in result.output
-    clear(get_state(plain).engine.url.render_as_string(hide_password=False))
+    drop_tables(get_state(plain).engine.url.render_as_string(hide_password=False))
     assert init_db(partitioned).exit_code == 0
     result = init_db(build(None))
     assert result.exit_code == 1

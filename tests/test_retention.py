@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, insert, select, update
 
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, FAILED, PENDING, deliveries_table
-from flask_tracking.models import events_table, failed_table, metadata
+from flask_tracking.models import events_table, failed_table
 from flask_tracking.partitions import existing, ids_table, make_partitions, upcoming
 from flask_tracking.retention import prune
 
@@ -32,21 +32,9 @@ from forwarding_app import (
 )
 from forwarding_app import store as store_events
 from services import get_or_skip, redis_url
-from support import service_url
+from support import drop_tables, service_url
 
 E, D, F = events_table, deliveries_table, failed_table
-
-
-def clear(url: str) -> None:
-    """No tracking tables at all on ``url`` (the app creates them, partitioned or not)."""
-    engine = create_engine(url)
-    try:
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as conn:
-                ids_table.drop(conn, checkfirst=True)
-        metadata.drop_all(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql-month"])
@@ -56,7 +44,7 @@ def layout(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
         url = f"sqlite:///{tmp_path / 'tracking.db'}"
     else:
         url = service_url("postgresql")
-    clear(url)
+    drop_tables(url)
     unit = "month" if request.param.endswith("-month") else None
     return {"TRACKING_DATABASE_URL": url, "TRACKING_PARTITION": unit}
 
@@ -281,7 +269,7 @@ def test_the_worker_applies_the_retention_days(layout: dict[str, Any], tmp_path:
 
 def test_partitions_ahead_are_made_again_by_the_housekeeping(tmp_path: Path) -> None:
     url = service_url("postgresql")
-    clear(url)
+    drop_tables(url)
     app = make_app(
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -305,7 +293,7 @@ def test_a_partition_in_use_is_kept_for_the_next_prune(tmp_path: Path) -> None:
     """A long reader holds the table: the drop waits TRACKING_DB_TIMEOUT, then gives up
     on that partition alone and says so; ingest never queues behind it for longer."""
     url = service_url("postgresql")
-    clear(url)
+    drop_tables(url)
     config = {"INSTANCE_PATH": str(tmp_path / "i"), "TRACKING_DATABASE_URL": url}
     app = make_app({**config, "TRACKING_PARTITION": "month", "TRACKING_DB_TIMEOUT": 0.5})
     state = get_state(app)
