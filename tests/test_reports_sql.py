@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from flask_tracking.models import events_table
 from flask_tracking.reports import (
     _sql,
     health_skew,
@@ -27,7 +26,7 @@ from flask_tracking.reports import (
     textbook_pages,
 )
 
-from support import AppFactory
+from support import AppFactory, insert_event_rows
 
 T0 = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # the night Paris moves to summer time
 COURSE = "course-v1:Edge+SQL+2026"
@@ -80,7 +79,7 @@ def _row(n: int, user: dict[str, Any] | None, event_type: str, data: Any) -> dic
 def _store(engine: Any, events: list[tuple[dict[str, Any] | None, str, Any]], start: int) -> None:
     with engine.begin() as conn:
         rows = [_row(start + n, *event) for n, event in enumerate(events)]
-        conn.execute(events_table.insert(), rows)
+        insert_event_rows(conn, rows)
 
 
 #: Learner identities as ``TRACKING_ANONYMIZE`` stores them (hex digests), and clear.
@@ -161,7 +160,7 @@ def test_skew_bins_at_their_bounds(make_app: AppFactory) -> None:
                     "clock_skew_ms": skew,
                 }
             )
-        conn.execute(events_table.insert(), rows)
+        insert_event_rows(conn, rows)
     got = {row["bin"]: row["events"] for row in health_skew(engine)}
     assert got == {
         "< -60 s": 1,
