@@ -77,7 +77,8 @@ def _keep(
 def _guard(state: TrackingState) -> Response | bytes:
     """Origin, rate and size checks; the body when they pass, else the error answer."""
     config = state.config
-    refusal = origin_refusal(request, config)
+    req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per use
+    refusal = origin_refusal(req, config)
     if refusal:
         return error(403, "cross_origin", refusal)
     if state.limiter is not None:
@@ -90,8 +91,8 @@ def _guard(state: TrackingState) -> Response | bytes:
                 headers={"Retry-After": str(wait)},
             )
     limit = config.max_request_bytes
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit or (request.content_length or 0) > limit:
+    raw = req.stream.read(limit + 1)
+    if len(raw) > limit or (req.content_length or 0) > limit:
         message = (
             f"The request body is over {limit} bytes (TRACKING_MAX_REQUEST_BYTES);"
             " send fewer events per request."
@@ -154,13 +155,14 @@ def events(state: TrackingState, body: bytes) -> Response:
 def event(state: TrackingState, body: bytes) -> Response:
     """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
     fields: Any
-    if request.mimetype in ("application/json", "text/plain"):
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.mimetype in ("application/json", "text/plain"):
         fields = _json_body(state, body)
         if isinstance(fields, Response):
             return fields
     else:
         fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-    result = state.ingestor.single(fields, origin=request.path)
+    result = state.ingestor.single(fields, origin=req.path)
     if result.failed:
         errors = result.failed[0]["errors"]
         return error(400, "invalid_event", "The event was refused; see errors.", errors)
