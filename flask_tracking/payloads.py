@@ -26,6 +26,9 @@ VALUE = "value"  # a number, boolean or null in the log line itself
 FORMATS = (OBJECT, LIST, JSON, QUERY, TEXT, VALUE)
 
 _COMPACT = (",", ":")
+#: ``json.dumps(data, separators=_COMPACT, ensure_ascii=False)`` without building a new
+#: encoder on every call (``json.dumps`` does, given any option).
+_compact_dumps = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ def _looks_like_query(text: str) -> bool:
 
 
 def _json_round_trips(data: Any, text: str) -> bool:
-    return json.dumps(data, separators=_COMPACT, ensure_ascii=False) == text
+    return _compact_dumps(data) == text
 
 
 def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:
@@ -126,7 +129,7 @@ def encode_payload(data: Any, format: str, raw: str | None = None) -> Any:
     if raw is not None:
         return raw
     if format == JSON:
-        return json.dumps(data, separators=_COMPACT, ensure_ascii=False)
+        return _compact_dumps(data)
     if format == QUERY and isinstance(data, dict):
         return urlencode(_dict_to_pairs(data))
     return data

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import g, has_request_context, request, session
+from flask import Request, g, has_request_context, request, session
 
 from .config import TrackingConfig
 
@@ -45,14 +45,17 @@ def _keyed_hash(key: bytes, value: str, purpose: str) -> str:
 _keyed_hash_cached = functools.lru_cache(maxsize=4096)(_keyed_hash)
 
 
-def client_ip(trusted_proxies: int) -> str | None:
-    """The client's address, trusting ``X-Forwarded-For`` from that many proxies."""
+def client_ip(trusted_proxies: int, req: Request | None = None) -> str | None:
+    """The client's address, trusting ``X-Forwarded-For`` from that many proxies
+    (of ``req``, the current request by default)."""
+    if req is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]
     if trusted_proxies:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = req.headers.get("X-Forwarded-For", "")
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         if len(hops) >= trusted_proxies:
             return hops[-trusted_proxies]
-    return request.remote_addr
+    return req.remote_addr
 
 
 def course_from_path(config: TrackingConfig, path: str) -> tuple[str | None, str | None]:
@@ -95,21 +98,23 @@ class RequestInfo:
     def _compute(self) -> tuple[dict[str, Any], dict[str, Any]]:
         identity = (self.identity_loader() if self.identity_loader else None) or {}
         sid = self._session_id(identity)
-        headers = request.headers
+        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per field
+        headers = req.headers
+        path = req.path
         envelope = {
             "username": identity.get("username") or "",
             "session": keyed_hash(self.config.hash_key, sid, purpose="session") if sid else "",
-            "ip": client_ip(self.config.trusted_proxies),
+            "ip": client_ip(self.config.trusted_proxies, req),
             "agent": headers.get("User-Agent", ""),
-            "host": request.host,
+            "host": req.host,
             "referer": headers.get("Referer", ""),
             "accept_language": headers.get("Accept-Language", ""),
             "page": None,
         }
-        course_id, org_id = course_from_path(self.config, request.path)
+        course_id, org_id = course_from_path(self.config, path)
         context: dict[str, Any] = {
             "user_id": identity.get("user_id"),
-            "path": request.path,
+            "path": path,
             "course_id": course_id or "",
             "org_id": org_id or "",
         }

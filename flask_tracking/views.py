@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import text
 
 from .engine import is_unavailable
 from .failures import SAMPLE_BYTES
 from .guards import origin_refusal
-from .ingest import BodyRefused
+from .ingest import BodyRefused, IngestResult
 from .ratelimit import rate_key
 from .state import TrackingState, get_state
 
@@ -43,6 +44,27 @@ def error(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def accepted(result: IngestResult) -> Response:
+    """The answer of a stored request: ``jsonify(result.as_json())``, its body encoded
+    once per ``(accepted, duplicates)`` when nothing failed (the common answers) and the
+    app has Flask's own JSON provider."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    provider = app.json
+    if result.failed or type(provider) is not DefaultJSONProvider:
+        return jsonify(result.as_json())
+    key = (provider, app.debug, provider.compact, provider.sort_keys, provider.ensure_ascii)
+    body = _answer_body(key, result.accepted, result.duplicates)
+    return app.response_class(body, mimetype=provider.mimetype)
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_body(key: tuple[Any, ...], accepted: int, duplicates: int) -> bytes:
+    """The body ``jsonify`` writes for ``accepted`` with nothing failed (``key[0]`` is
+    the provider; the rest, what its output depends on)."""
+    answer = {"accepted": accepted, "duplicates": duplicates, "failed": []}
+    return key[0].response(answer).get_data()
 
 
 def unavailable() -> Response:
@@ -77,7 +99,8 @@ def _keep(
 def _guard(state: TrackingState) -> Response | bytes:
     """Origin, rate and size checks; the body when they pass, else the error answer."""
     config = state.config
-    refusal = origin_refusal(request, config)
+    req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per use
+    refusal = origin_refusal(req, config)
     if refusal:
         return error(403, "cross_origin", refusal)
     if state.limiter is not None:
@@ -90,8 +113,8 @@ def _guard(state: TrackingState) -> Response | bytes:
                 headers={"Retry-After": str(wait)},
             )
     limit = config.max_request_bytes
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit or (request.content_length or 0) > limit:
+    raw = req.stream.read(limit + 1)
+    if len(raw) > limit or (req.content_length or 0) > limit:
         message = (
             f"The request body is over {limit} bytes (TRACKING_MAX_REQUEST_BYTES);"
             " send fewer events per request."
@@ -147,24 +170,25 @@ def events(state: TrackingState, body: bytes) -> Response:
     except BodyRefused as refused:
         _keep(state, body, refused.code, str(refused), refused.errors)
         return error(refused.status, refused.code, str(refused), refused.errors)
-    return jsonify(result.as_json())
+    return accepted(result)
 
 
 @ingest_view
 def event(state: TrackingState, body: bytes) -> Response:
     """One event as edX's ``Logger.log`` sends it (form-encoded or JSON)."""
     fields: Any
-    if request.mimetype in ("application/json", "text/plain"):
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.mimetype in ("application/json", "text/plain"):
         fields = _json_body(state, body)
         if isinstance(fields, Response):
             return fields
     else:
         fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-    result = state.ingestor.single(fields, origin=request.path)
+    result = state.ingestor.single(fields, origin=req.path)
     if result.failed:
         errors = result.failed[0]["errors"]
         return error(400, "invalid_event", "The event was refused; see errors.", errors)
-    return jsonify(result.as_json())
+    return accepted(result)
 
 
 def _get_refused() -> Response:
