@@ -1,7 +1,10 @@
 """The reports that aggregate in SQL give what their Python replay gives, on events the
 SQL could get wrong: missing and null fields, the newer ``current_tab``/``target_tab``,
 whole floats as units, fractions, learners known only by name or by nothing, anonymised
-ids, unknown moves, and empty or missing books; on SQLite and PostgreSQL.
+ids, unknown moves, and empty or missing books; for problems, checks at the same time
+(the id decides), correct maps missing, empty, not objects or with odd entries, answers
+shown before and after the first correct check, resets and saves; on SQLite and
+PostgreSQL.
 
 An event with an odd value (an id written as a number) sends a report to its Python
 replay: the rows without that event's own key must then be the SQL rows, unchanged.

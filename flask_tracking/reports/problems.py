@@ -141,21 +141,27 @@ def _learners(
     ).where(*where(course_id, since, until, KINDS, source="server"))
     c = _sql.fields(dialect, query, (), ("problem_id",), "problems_read").c
     check = c.kind == "check"
-    # the place of each event in its (problem, learner) history, in the replay's order
-    place = func.row_number().over(
-        partition_by=(c.v_problem_id, c.learner), order_by=(c.time, c.id)
-    )
-    e = (
+    # narrow rows first (the JSON of ``correct_map`` is not carried into the window's sort)
+    r = (
         select(
+            c.time,
+            c.id,
             c.v_problem_id.label("problem_id"),
             c.learner,
             c.kind,
             case((check, _right_sql(dialect, c.cmap, c.success)), else_=None).label("right"),
-            place.label("place"),
             case((c.o_problem_id, 1), else_=0).label("odd"),
         )
         .where(c.k_problem_id != "null", c.learner.is_not(None))
-        .cte("problem_events")
+        .cte("problem_rows")
+        .prefix_with("MATERIALIZED")
+    ).c
+    # the place of each event in its (problem, learner) history, in the replay's order
+    place = func.row_number().over(partition_by=(r.problem_id, r.learner), order_by=(r.time, r.id))
+    e = (
+        select(r.problem_id, r.learner, r.kind, r.right, place.label("place"), r.odd).cte(
+            "problem_events"
+        )
     ).c
     check, right = e.kind == "check", (e.kind == "check") & (e.right == 1)
     first_check = func.min(case((check, e.place), else_=None))
