@@ -1,7 +1,10 @@
 """The reports that aggregate in SQL give what their Python replay gives, on events the
 SQL could get wrong: missing and null fields, the newer ``current_tab``/``target_tab``,
 whole floats as units, fractions, learners known only by name or by nothing, anonymised
-ids, unknown moves, and empty or missing books; on SQLite and PostgreSQL.
+ids, unknown moves, and empty or missing books; for problems, checks at the same time
+(the id decides), correct maps missing, empty, not objects or with odd entries, answers
+shown before and after the first correct check, resets and saves; on SQLite and
+PostgreSQL.
 
 An event with an odd value (an id written as a number) sends a report to its Python
 replay: the rows without that event's own key must then be the SQL rows, unchanged.
@@ -19,6 +22,8 @@ from sqlalchemy import func, select
 from flask_tracking.reports import (
     _sql,
     health_skew,
+    problem_attempts,
+    problems,
     sequence,
     sequence_transitions,
     sequence_units,
@@ -171,3 +176,97 @@ def test_skew_bins_at_their_bounds(make_app: AppFactory) -> None:
         "5 s to 60 s": 2,
         ">= 60 s": 2,
     }
+
+
+P1, P2 = "block-v1:Edge+type@problem+block@p1", "block-v1:Edge+type@problem+block@p2"
+RIGHT = {"a_1": {"correctness": "correct"}, "a_2": {"correctness": "correct"}}
+WRONG = {"a_1": {"correctness": "correct"}, "a_2": {"correctness": "incorrect"}}
+TRUE = {"a": {"correctness": True}}
+BY_SUCCESS = {"correct_map": "x", "success": "correct"}  # not a map: success decides
+
+#: (second, user, event type, payload) of server events: ties in time (the id decides),
+#: correct maps missing, empty, odd or partly wrong, answers shown before and after.
+PROBLEM_EVENTS: list[tuple[int, dict[str, Any] | None, str, dict[str, Any]]] = [
+    (0, {"username": "ada"}, "showanswer", {"problem_id": P1}),
+    (0, {"username": "ada"}, "problem_check", {"problem_id": P1, "correct_map": WRONG}),
+    (0, {"username": "ada"}, "problem_check", {"problem_id": P1, "correct_map": RIGHT}),
+    (1, {"username": "ada"}, "reset_problem", {"problem_id": P1}),
+    (2, {"username": "bo"}, "problem_check", {"problem_id": P1, "success": "correct"}),
+    (2, {"username": "bo"}, "show_answer", {"problem_id": P1}),
+    (3, {"username": "bo"}, "problem_check", {"problem_id": P1, "correct_map": WRONG}),
+    (4, {"user_id": 7}, "problem_check", {"problem_id": P1, "correct_map": {}, "attempts": "1"}),
+    (4, {"user_id": 7}, "problem_check", {"problem_id": P1, "correct_map": {"a": "correct"}}),
+    (5, {"user_id": 7, "username": "cy"}, "save_problem_success", {"problem_id": P1}),
+    (5, {"username": "cy"}, "problem_check", {"problem_id": P1, "correct_map": [RIGHT]}),
+    (5, {"username": "cy"}, "problem_check", {"problem_id": P1, "success": "correct"}),
+    (6, {"username": "cy"}, "problem_check", {"problem_id": P1, "correct_map": {"a": {}}}),
+    (6, {"username": "cy"}, "save_problem_fail", {"problem_id": P2, "attempts": "3"}),
+    (7, {"username": "cy"}, "showanswer", {"problem_id": P2}),
+    (8, None, "problem_check", {"problem_id": P2, "correct_map": RIGHT}),
+    (8, {"username": "ada"}, "problem_check", {"correct_map": RIGHT}),
+    (9, {"username": "ada"}, "problem_check", {"problem_id": "", "correct_map": RIGHT}),
+    (9, {"username": "bo"}, "problem_check", {"problem_id": P2, "correct_map": TRUE}),
+    (10, {"username": "bo"}, "problem_check", {"problem_id": P2, "correct_map": None}),
+    (10, {"username": "bo"}, "showanswer", {"problem_id": P2}),
+    (11, {"username": "bo"}, "problem_check", {"problem_id": P2} | BY_SUCCESS),
+]  # fmt: skip
+
+
+def _store_problems(engine: Any, events: list[Any], start: int, anonymised: bool) -> None:
+    rows = []
+    for n, (second, user, event_type, data) in enumerate(events):
+        user = dict(user or {})
+        if anonymised and "username" in user:
+            user["username"] = ANONYMISED.get(user["username"], user["username"])
+        if "user_id" in user:
+            user["user_id"] = str(user["user_id"])
+        row = _row(start + n, user, event_type, data)
+        when = (T0 + timedelta(seconds=second)).replace(tzinfo=None)
+        rows.append(row | {"event_source": "server", "time": when, "received_at": when})
+    with engine.begin() as conn:
+        conn.execute(events_table.insert(), rows)
+
+
+def _odd_problems(engine: Any) -> int:
+    found = importlib.import_module("flask_tracking.reports.problems")._learners(
+        engine, None, None, None
+    )
+    return int(_sql.run(engine, select(func.sum(found.c.odd)))[0][0] or 0)
+
+
+@pytest.mark.parametrize("anonymised", [True, False], ids=["anonymised", "clear"])
+def test_problems_sql_equals_the_replay(make_app: AppFactory, anonymised: bool) -> None:
+    engine = make_app().extensions["tracking"].engine
+    # stored in an order other than the list's: at equal times the id decides (ada: shown,
+    # right, then wrong; bo: right, then shown), as in the replay
+    _store_problems(engine, PROBLEM_EVENTS[::2], 0, anonymised)
+    _store_problems(engine, PROBLEM_EVENTS[1::2], 1000, anonymised)
+    browser = {"problem_id": P2, "correct_map": RIGHT}  # the browser's check: not counted
+    with engine.begin() as conn:
+        conn.execute(
+            events_table.insert(), [_row(2000, {"username": "zoe"}, "problem_check", browser)]
+        )
+    assert _odd_problems(engine) == 0
+    by_sql = problems(engine, course_id=COURSE), problem_attempts(engine, course_id=COURSE)
+    assert by_sql[0][0] == {
+        "problem_id": P1, "learners": 4, "attempts": 9, "first_try_correct": 2,
+        "eventually_correct": 3, "shown_before_correct": 1, "shows": 2, "resets": 1, "saves": 1,
+    }  # fmt: skip
+    assert by_sql[0][1:] == [
+        {"problem_id": "", "learners": 1, "attempts": 1, "first_try_correct": 1,
+         "eventually_correct": 1, "shown_before_correct": 0, "shows": 0, "resets": 0, "saves": 0},
+        {"problem_id": P2, "learners": 1, "attempts": 3, "first_try_correct": 0,
+         "eventually_correct": 1, "shown_before_correct": 1, "shows": 2, "resets": 0, "saves": 1},
+    ]  # fmt: skip
+    assert by_sql[1] == [
+        {"problem_id": "", "attempts": 1, "learners": 1},
+        {"problem_id": P1, "attempts": 2, "learners": 3},
+        {"problem_id": P1, "attempts": 3, "learners": 1},
+        {"problem_id": P2, "attempts": 3, "learners": 1},
+    ]
+    odd = [(11, {"username": "zed"}, "problem_check", {"problem_id": 99, "success": "correct"})]
+    _store_problems(engine, odd, 3000, anonymised)
+    assert _odd_problems(engine) == 1
+    by_python = problems(engine, course_id=COURSE), problem_attempts(engine, course_id=COURSE)
+    assert [row for row in by_python[0] if row["problem_id"] != "99"] == by_sql[0]
+    assert [row for row in by_python[1] if row["problem_id"] != "99"] == by_sql[1]
