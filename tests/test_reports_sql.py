@@ -224,7 +224,7 @@ def _store_problems(engine: Any, events: list[Any], start: int, anonymised: bool
         when = (T0 + timedelta(seconds=second)).replace(tzinfo=None)
         rows.append(row | {"event_source": "server", "time": when, "received_at": when})
     with engine.begin() as conn:
-        conn.execute(events_table.insert(), rows)
+        insert_event_rows(conn, rows)
 
 
 def _odd_problems(engine: Any) -> int:
@@ -243,9 +243,7 @@ def test_problems_sql_equals_the_replay(make_app: AppFactory, anonymised: bool) 
     _store_problems(engine, PROBLEM_EVENTS[1::2], 1000, anonymised)
     browser = {"problem_id": P2, "correct_map": RIGHT}  # the browser's check: not counted
     with engine.begin() as conn:
-        conn.execute(
-            events_table.insert(), [_row(2000, {"username": "zoe"}, "problem_check", browser)]
-        )
+        insert_event_rows(conn, [_row(2000, {"username": "zoe"}, "problem_check", browser)])
     assert _odd_problems(engine) == 0
     by_sql = problems(engine, course_id=COURSE), problem_attempts(engine, course_id=COURSE)
     assert by_sql[0][0] == {

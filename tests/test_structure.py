@@ -5,6 +5,7 @@ inside functions do (they only hide a cycle)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "flask_tracking"
@@ -115,3 +116,22 @@ def test_no_module_is_over_400_lines() -> None:
         if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_tests_write_events_through_the_partition_aware_helper() -> None:
+    """The PostgreSQL tests run a second time with ``tracking_events`` partitioned
+    (``TRACKING_TEST_PARTITION``); a row written straight into the table needs its
+    partition made first, so tests write rows through ``support.insert_event_rows``
+    (or the store), never with a bare insert."""
+    tests = Path(__file__).resolve().parent
+    bare = re.compile(
+        r"events_table\.insert\(|insert\(events_table\b|INSERT INTO tracking_events\b"
+    )
+    offenders = [
+        f"{path.relative_to(tests)}:{number}"
+        for path in sorted(tests.rglob("*.py"))
+        if path.name not in ("support.py", "test_structure.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert not offenders, f"use support.insert_event_rows: {offenders}"
