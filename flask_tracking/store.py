@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import StatementError
 
+from . import pgcopy
 from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
 from .partitions import Partitions, check_backend, check_plain, partitioned_insert
@@ -260,10 +261,23 @@ class SqlStore:
         failures: Sequence[Mapping[str, Any]] = (),
         encoded: Sequence[Encoded | None] | None = None,
     ) -> tuple[int, list[tuple[str, str]]]:
-        """Bulk path (import): ``(how many were new, refused rows)``. On SQLite without
-        hooks that need the new ids, one executemany without RETURNING."""
+        """Bulk path (import): ``(how many were new, refused rows)``. Without hooks that
+        need the new ids: on SQLite one executemany without RETURNING, on PostgreSQL
+        (psycopg 3) ``COPY`` (``pgcopy.py``); when that fails, the path of :meth:`write`."""
         if not events and not failures:
             return 0, []
+        if not self._sqlite and events and not (self.insert_hooks or self.commit_hooks):
+            try:
+                with self.engine.begin() as conn:
+                    if pgcopy.usable(conn):
+                        pairs = _unique(events, encoded)
+                        rows = [_failed_values(f) for f in failures]
+                        return pgcopy.copy_insert(conn, pairs, rows, self.partitions), []
+            except _BIND_ERRORS as exc:
+                if _unavailable(exc):
+                    raise
+                if self.partitions is not None:
+                    self.partitions.dropped_meanwhile(exc)  # the list read again
         if self._sqlite and events and not (self.insert_hooks or self.commit_hooks):
             try:
                 with self._writing() as conn:

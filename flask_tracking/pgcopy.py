@@ -1,0 +1,172 @@
+"""The bulk insert of an import on PostgreSQL: ``COPY``, not ``INSERT``.
+
+``SqlStore.insert_many`` (tracking-log import) comes here on PostgreSQL with psycopg 3
+when no hook needs the new ids. One transaction per chunk, as before:
+
+1. the failed rows of the chunk (a plain ``INSERT``);
+2. **plain table**: the events are copied straight into ``tracking_events`` inside a
+   savepoint (``COPY`` is what the server writes fastest: no JSON parsed, no
+   ``ON CONFLICT`` probe per row). When an id was stored before (a file imported again,
+   a concurrent writer), ``COPY`` fails on the unique index and stores nothing: the
+   savepoint is rolled back and the chunk goes the safe way, step 3;
+3. **safe way** (and always on a partitioned table): ``COPY`` into a temporary table of
+   the transaction, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``
+   (partitioned: the ids into ``tracking_event_ids`` first, only the rows whose id went
+   in inserted, as ``partitions.partitioned_insert`` does).
+
+The rows are those ``rows.pg_batch`` sends (times as naive UTC text, the JSON columns
+as ``limits.check`` encoded them). Any other error is raised wrapped as SQLAlchemy's
+(``DBAPIError``, the pool invalidated on a lost connection): the store then takes its
+usual path (``SqlStore.write``: a refused row refused alone, "unavailable" raised).
+Every wait is bound by the server's ``statement_timeout`` and, with psycopg 3, by the
+engine's watchdog (``pgdeadline.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import DBAPIError
+
+from .event import CONTEXT_COLUMNS, FIELDS, TIME_KEYS
+from .models import failed_table
+from .partitions import IDS, Partitions
+from .rows import Encoded, sqlite_time, text_value
+
+_PLAIN: Final = tuple(f.name for f in FIELDS if f.kind in ("id", "text", "code", "int"))
+_JSON: Final = tuple(f.name for f in FIELDS if f.kind == "json")
+#: The columns copied, in this order (every column but the serial ``id``).
+COPY_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *CONTEXT_COLUMNS, *_JSON)
+_plain_values = operator.itemgetter(*_PLAIN)
+_NAMES: Final = ", ".join(COPY_COLUMNS)
+STAGE = "tracking_import_stage"
+_UNIQUE_VIOLATION: Final = "23505"
+_STRAIGHT: Final = f"COPY tracking_events ({_NAMES}) FROM STDIN"
+_STAGED: Final = f"COPY {STAGE} ({_NAMES}) FROM STDIN"
+_MAKE_STAGE: Final = (
+    f"CREATE TEMPORARY TABLE {STAGE} ON COMMIT DROP"
+    f" AS SELECT {_NAMES} FROM tracking_events WITH NO DATA"
+)
+_FROM_STAGE: Final = (
+    f"INSERT INTO tracking_events ({_NAMES}) SELECT {_NAMES} FROM {STAGE}"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_FROM_STAGE_PARTITIONED: Final = (
+    f"WITH ids AS (INSERT INTO {IDS} (event_id, time) SELECT event_id, time FROM {STAGE}"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    f" INSERT INTO tracking_events ({_NAMES})"
+    f" SELECT {', '.join(f's.{name}' for name in COPY_COLUMNS)}"
+    f" FROM {STAGE} s JOIN ids USING (event_id)"
+)
+
+#: ``(event, its JSON columns as limits.check encoded them)``, ids unique.
+Pair = tuple[Mapping[str, Any], Encoded | None]
+
+
+def copy_row(event: Mapping[str, Any], encoded: Sequence[str | None] | None) -> tuple[Any, ...]:
+    """An event as a ``COPY`` row in :data:`COPY_COLUMNS` order."""
+    context = event["context"] or {}
+    if encoded is None:
+        dumps = json.dumps
+        encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
+    return (
+        *_plain_values(event),
+        *[sqlite_time(event[key]) for key in TIME_KEYS],
+        *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
+        *encoded,
+    )
+
+
+def usable(conn: Connection) -> bool:
+    """Whether ``conn``'s driver can ``COPY`` here (psycopg 3, an optional dependency:
+    not imported here)."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def copy_insert(
+    conn: Connection,
+    pairs: Sequence[Pair],
+    failures: Sequence[Mapping[str, Any]],
+    partitions: Partitions | None,
+) -> int:
+    """Store ``pairs`` and ``failures`` in ``conn``'s transaction; how many events were new.
+
+    Raises ``DBAPIError`` (SQLAlchemy's) for what the database refused."""
+    if partitions is not None and pairs:
+        partitions.ensure(conn, (event["time"] for event, _ in pairs))
+    if failures:
+        conn.execute(insert(failed_table), list(failures))
+    if not pairs:
+        return 0
+    rows = [copy_row(event, encoded) for event, encoded in pairs]
+    driver: Any = conn.connection.driver_connection
+    with _wrapped(conn), driver.cursor() as cursor:
+        if partitions is None:
+            cursor.execute("SAVEPOINT tracking_copy")
+            try:
+                _copy(cursor, _STRAIGHT, rows)
+            except conn.dialect.loaded_dbapi.Error as exc:
+                if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT tracking_copy")
+            else:
+                cursor.execute("RELEASE SAVEPOINT tracking_copy")
+                return len(rows)
+        cursor.execute(_MAKE_STAGE)
+        _copy(cursor, _STAGED, rows)
+        cursor.execute(_FROM_STAGE if partitions is None else _FROM_STAGE_PARTITIONED)
+        stored = cursor.rowcount
+        cursor.execute(f"DROP TABLE {STAGE}")  # a second chunk in this transaction
+        return max(stored, 0)
+
+
+def _copy(cursor: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    with _bounded(cursor.connection), cursor.copy(sql) as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+@contextmanager
+def _bounded(driver: Any) -> Iterator[None]:
+    """The watchdog armed for one ``COPY`` (the cursor's ``execute`` arms itself:
+    ``pgdeadline.py``)."""
+    watchdog, limit = (
+        getattr(driver, "tracking_watchdog", None),
+        getattr(driver, "tracking_limit", None),
+    )
+    if watchdog is None or limit is None:
+        yield
+        return
+    watchdog.arm(driver, limit)
+    try:
+        yield
+    finally:
+        watchdog.disarm(driver)
+
+
+@contextmanager
+def _wrapped(conn: Connection) -> Iterator[None]:
+    """psycopg's errors raised as SQLAlchemy's; a lost connection invalidated."""
+    try:
+        yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        dialect = conn.dialect
+        driver = conn.connection.driver_connection
+        disconnect = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
+        if disconnect or getattr(driver, "closed", False):
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnect,
+            dialect=dialect,
+        ) from exc

@@ -1,0 +1,115 @@
+"""The import's bulk insert (``SqlStore.insert_many``; PostgreSQL: ``COPY``, ``pgcopy.py``)
+on both databases and on a partitioned table: ids stored once whatever was stored
+before, failed rows in the same transaction, rows as the other inserts write them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from test_store_insert import encoded, event, make_store
+
+from flask_tracking.engine import make_engine
+from flask_tracking.models import events_table, failed_table
+from flask_tracking.partitions import ids_table
+from flask_tracking.store import SqlStore
+
+from support import drop_tables, service_url
+
+E = events_table
+
+
+def count(store: SqlStore, table: Any = E) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def failed_row(n: int) -> dict[str, Any]:
+    return {"origin": "import", "raw": f"line {n}", "reasons": {"_line": ["Not valid JSON."]}}
+
+
+def test_a_chunk_partly_stored_before_stores_only_the_rest(database_url: str) -> None:
+    store = make_store(database_url)
+    store.create_all()
+    events = [event(n) for n in range(40)]
+    assert store.insert_many(events[:15], (), encoded(events[:15])) == (15, [])
+    # Ids stored before, one repeated in the chunk: the rest stored, each once.
+    again = [*events, events[20]]
+    assert store.insert_many(again, (), encoded(again)) == (25, [])
+    assert count(store) == 40
+    assert store.insert_many(events, (), encoded(events)) == (0, [])
+    assert count(store) == 40
+    store.engine.dispose()
+
+
+def test_failed_rows_go_with_the_chunk(database_url: str) -> None:
+    store = make_store(database_url)
+    store.create_all()
+    events = [event(n) for n in range(5)]
+    store.insert_many(events[:2], (), encoded(events[:2]))
+    stored, refused = store.insert_many(events, [failed_row(1), failed_row(2)], encoded(events))
+    assert (stored, refused) == (3, [])
+    assert count(store) == 5 and count(store, failed_table) == 2
+    store.engine.dispose()
+
+
+def test_bulk_rows_equal_the_rows_of_the_other_insert(database_url: str) -> None:
+    """Every column as ``write`` stores it (times naive UTC, JSON text, context columns)."""
+    bulk, other = make_store(database_url), None
+    bulk.create_all()
+    events = [event(n, event={"q": "é\u2028", "n": 2**62}) for n in range(3)]
+    bulk.insert_many(events[:1], (), encoded(events[:1]))
+    with bulk.engine.connect() as conn:
+        first = conn.execute(select(E).where(E.c.event_id == events[0]["event_id"])).one()
+    other = make_store(database_url)
+    other.write(events[1:2], (), encoded(events[1:2]))
+    with other.engine.connect() as conn:
+        second = conn.execute(select(E).where(E.c.event_id == events[1]["event_id"])).one()
+    skip = {"id", "event_id", "time", "seq", "event"}
+    same = {k: v for k, v in first._mapping.items() if k not in skip}
+    assert same == {k: v for k, v in second._mapping.items() if k not in skip}
+    assert first.time == datetime(2024, 2, 1, 9, 0) and first.event == events[0]["event"]
+    bulk.engine.dispose()
+    other.engine.dispose()
+
+
+@pytest.fixture
+def partitioned(tmp_path: Path) -> Any:
+    url = service_url("postgresql")
+    drop_tables(url)
+    store = SqlStore(make_engine(url, timeout=5), "month")
+    store.create_all()
+    yield store
+    store.engine.dispose()
+    drop_tables(url)
+
+
+def test_a_partitioned_store_keeps_ids_unique_across_partitions(partitioned: SqlStore) -> None:
+    start = datetime(2021, 1, 20, tzinfo=UTC)
+    events = [event(n, time=start + timedelta(days=n)) for n in range(30)]  # Jan-Feb
+    assert partitioned.insert_many(events[:10], (), encoded(events[:10])) == (10, [])
+    # The same ids at other times (other partitions): stored before, not again.
+    moved = [dict(e, time=e["time"] + timedelta(days=200)) for e in events[:10]]
+    chunk = [*moved, *events[10:]]
+    assert partitioned.insert_many(chunk, [failed_row(1)], encoded(chunk)) == (20, [])  # type: ignore[arg-type]
+    assert count(partitioned) == 30 and count(partitioned, ids_table) == 30
+    assert count(partitioned, failed_table) == 1
+    with partitioned.engine.connect() as conn:
+        months = conn.execute(select(func.date_trunc("month", E.c.time)).distinct()).all()
+    assert sorted(m for (m,) in months) == [datetime(2021, 1, 1), datetime(2021, 2, 1)]
+
+
+def test_an_id_from_another_writer_is_a_duplicate(database_url: str) -> None:
+    """A row stored by ``write`` (another process) meanwhile: the chunk still stores."""
+    store = make_store(database_url)
+    store.create_all()
+    events = [event(n) for n in range(6)]
+    store.write([events[3]])
+    assert store.insert_many(events, (), encoded(events)) == (5, [])
+    with store.engine.connect() as conn:
+        stored = sorted(conn.execute(select(E.c.event_id)).scalars())
+    assert stored == sorted(e["event_id"] for e in events)
+    store.engine.dispose()
