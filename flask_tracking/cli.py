@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .catalog.cli import catalog_command, export_catalog, init_catalog
 from .forwarding.cli import forward_command, worker_command
+from .import_jobs import import_parallel
 from .models import metadata
 from .partitions import existing
 from .reports.cli import report_command
@@ -27,7 +28,7 @@ from .retention import prune
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
-from .tracking_logs import export_lines, import_lines, read_lines
+from .tracking_logs import export_lines, read_lines
 
 cli = AppGroup(
     "tracking",
@@ -94,12 +95,20 @@ def init_db_command() -> None:
 
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def import_command(files: tuple[str, ...]) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes parsing and storing chunks (same result as 1).",
+)
+def import_command(files: tuple[str, ...], jobs: int) -> None:
     """Import edX tracking logs (JSON lines, gzip too). Broken lines go to the failed table."""
     state = get_state()
     with database_errors(state):
         state.store.create_all()
-        summary = import_lines(state.tracker, read_lines(files))
+        summary = import_parallel(state.tracker, read_lines(files), jobs)
     click.echo(str(summary))
 
 

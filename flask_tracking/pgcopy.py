@@ -12,7 +12,10 @@ when no hook needs the new ids. One transaction per chunk, as before:
 3. **safe way** (and always on a partitioned table): ``COPY`` into a temporary table of
    the transaction, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``
    (partitioned: the ids into ``tracking_event_ids`` first, only the rows whose id went
-   in inserted, as ``partitions.partitioned_insert`` does).
+   in inserted, as ``partitions.partitioned_insert`` does), in the order of the ids: two
+   chunks stored at once (``flask tracking import --jobs``) wait on each other's ids in
+   the same order, never in a deadlock. A straight ``COPY`` caught in one (``40P01``)
+   takes the safe way too.
 
 The rows are those ``rows.pg_batch`` sends (times as naive UTC text, the JSON columns
 as ``limits.check`` encoded them). Any other error is raised wrapped as SQLAlchemy's
@@ -45,7 +48,9 @@ COPY_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *CONTEXT_COLUMNS, *
 _plain_values = operator.itemgetter(*_PLAIN)
 _NAMES: Final = ", ".join(COPY_COLUMNS)
 STAGE = "tracking_import_stage"
+#: An id stored before; two chunks stored at once (``--jobs``) waiting on each other's ids.
 _UNIQUE_VIOLATION: Final = "23505"
+DEADLOCK: Final = "40P01"
 _STRAIGHT: Final = f"COPY tracking_events ({_NAMES}) FROM STDIN"
 _STAGED: Final = f"COPY {STAGE} ({_NAMES}) FROM STDIN"
 _MAKE_STAGE: Final = (
@@ -54,11 +59,11 @@ _MAKE_STAGE: Final = (
 )
 _FROM_STAGE: Final = (
     f"INSERT INTO tracking_events ({_NAMES}) SELECT {_NAMES} FROM {STAGE}"
-    " ON CONFLICT (event_id) DO NOTHING"
+    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING"
 )
 _FROM_STAGE_PARTITIONED: Final = (
     f"WITH ids AS (INSERT INTO {IDS} (event_id, time) SELECT event_id, time FROM {STAGE}"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
     f" INSERT INTO tracking_events ({_NAMES})"
     f" SELECT {', '.join(f's.{name}' for name in COPY_COLUMNS)}"
     f" FROM {STAGE} s JOIN ids USING (event_id)"
@@ -111,7 +116,7 @@ def copy_insert(
             try:
                 _copy(cursor, _STRAIGHT, rows)
             except conn.dialect.loaded_dbapi.Error as exc:
-                if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                if getattr(exc, "sqlstate", None) not in (_UNIQUE_VIOLATION, DEADLOCK):
                     raise
                 cursor.execute("ROLLBACK TO SAVEPOINT tracking_copy")
             else:
@@ -170,3 +175,8 @@ def _wrapped(conn: Connection) -> Iterator[None]:
             connection_invalidated=disconnect,
             dialect=dialect,
         ) from exc
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's deadlock (this transaction was the one cancelled)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == DEADLOCK

@@ -274,8 +274,8 @@ class SqlStore:
                         rows = [_failed_values(f) for f in failures]
                         return pgcopy.copy_insert(conn, pairs, rows, self.partitions), []
             except _BIND_ERRORS as exc:
-                if _unavailable(exc):
-                    raise
+                if _unavailable(exc) and not pgcopy.deadlocked(exc):
+                    raise  # a deadlock with another chunk (--jobs): write() tries again
                 if self.partitions is not None:
                     self.partitions.dropped_meanwhile(exc)  # the list read again
         if self._sqlite and events and not (self.insert_hooks or self.commit_hooks):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -40,6 +40,14 @@ class ImportSummary:
             f" duplicates={self.duplicates} failed={self.failed}"
         )
         return f"{line} dropped={self.dropped}" if self.dropped else line
+
+    def add(self, other: ImportSummary) -> None:
+        """Count ``other``'s lines too."""
+        self.read += other.read
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.failed += other.failed
+        self.dropped += other.dropped
 
 
 def open_log(path: str) -> IO[str]:
@@ -78,27 +86,28 @@ def import_lines(tracker: Tracker, lines: Iterable[tuple[str, int, str]]) -> Imp
     """Validate and store tracking-log lines; broken ones go to the failed table.
 
     Lines take the one path (``pipeline.py``) in chunks of :data:`CHUNK`, one transaction
-    each, with the bulk insert.
+    each, with the bulk insert (``import_jobs.py`` runs the chunks in worker processes).
     """
     summary = ImportSummary()
     received_at = datetime.now(UTC)
+    for chunk in chunks(lines, summary):
+        summary.add(import_chunk(tracker, chunk, received_at))
+    return summary
 
-    def build(item: tuple[str, int, str]) -> Event:
-        try:
-            return parse_line(_decode(item[2]), received_at=received_at)
-        except LineError as exc:
-            raise EventRejected({"_line": [str(exc)]}) from None
 
+def chunks(
+    lines: Iterable[tuple[str, int, str]], summary: ImportSummary
+) -> Iterator[list[tuple[str, int, str]]]:
+    """``lines`` in chunks of :data:`CHUNK`, each line counted in ``summary.read``."""
     chunk: list[tuple[str, int, str]] = []
     for item in lines:
         summary.read += 1
         chunk.append(item)
         if len(chunk) >= CHUNK:
-            _import_chunk(tracker, chunk, build, summary)
+            yield chunk
             chunk = []
     if chunk:
-        _import_chunk(tracker, chunk, build, summary)
-    return summary
+        yield chunk
 
 
 def _describe_line(item: tuple[str, int, str]) -> tuple[Any, Any, Any, str | None]:
@@ -106,17 +115,24 @@ def _describe_line(item: tuple[str, int, str]) -> tuple[Any, Any, Any, str | Non
     return line.rstrip("\n"), None, None, f"{path}:{number}"
 
 
-def _import_chunk(
-    tracker: Tracker,
-    chunk: list[tuple[str, int, str]],
-    build: Callable[[tuple[str, int, str]], Event],
-    summary: ImportSummary,
-) -> None:
+def import_chunk(
+    tracker: Tracker, chunk: list[tuple[str, int, str]], received_at: datetime
+) -> ImportSummary:
+    """Import one chunk in one transaction; its counts (``read`` left at 0)."""
+
+    def build(item: tuple[str, int, str]) -> Event:
+        try:
+            return parse_line(_decode(item[2]), received_at=received_at)
+        except LineError as exc:
+            raise EventRejected({"_line": [str(exc)]}) from None
+
     done = tracker.submit("import", chunk, build, _describe_line, bulk=True)
-    summary.stored += done.stored_count
-    summary.failed += len(done.failed)
-    summary.dropped += len(done.dropped)
-    summary.duplicates += len(done.ready) - done.stored_count
+    return ImportSummary(
+        stored=done.stored_count,
+        failed=len(done.failed),
+        dropped=len(done.dropped),
+        duplicates=len(done.ready) - done.stored_count,
+    )
 
 
 def export_lines(
