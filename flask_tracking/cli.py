@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
@@ -108,7 +109,13 @@ def import_command(files: tuple[str, ...], jobs: int) -> None:
     state = get_state()
     with database_errors(state):
         state.store.create_all()
-        summary = import_parallel(state.tracker, read_lines(files), jobs)
+        try:
+            summary = import_parallel(state.tracker, read_lines(files), jobs)
+        except BrokenProcessPool:
+            raise click.ClickException(
+                "An import worker process died (killed?). The chunks it committed are"
+                " stored; import the same files again to store the rest."
+            ) from None
     click.echo(str(summary))
 
 

@@ -5,7 +5,9 @@ partitioned under TRACKING_TEST_PARTITION)."""
 from __future__ import annotations
 
 import json
+import os
 import random
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from flask_tracking import tracking_logs
+from flask_tracking import Tracking, tracking_logs
+from flask_tracking.import_jobs import import_parallel
 from flask_tracking.models import events_table, failed_table
+from flask_tracking.tracking_logs import read_lines
 
 from support import corpus_path, reset_database
 
@@ -89,3 +93,34 @@ def test_jobs_must_be_at_least_one(plain_app: Flask) -> None:
         args=["tracking", "import", "--jobs", "0", str(corpus_path("json-to-relation.jsonl"))]
     )
     assert result.exit_code == 2 and "--jobs" in result.output
+
+
+def test_a_worker_that_dies_stops_the_import(make_app: Any, tmp_path: Path) -> None:
+    """A worker killed mid-chunk (here by a processor) is an error, not a wait forever;
+    the chunks committed stay, importing again stores the rest once."""
+    parent = os.getpid()
+
+    def dies_on_boom(event: Any) -> Any:
+        if event["event_type"] == "boom" and os.getpid() != parent and not DONE.exists():
+            DONE.touch()
+            os._exit(3)
+        return event
+
+    DONE = tmp_path / "died"
+    app = make_app(Tracking(processors=[dies_on_boom]), TRACKING_ANONYMIZE=False)
+    log = tmp_path / "boom.log"
+    real = corpus_path("json-to-relation.jsonl").read_text().splitlines()
+    boom = json.dumps({"event_type": "boom", "time": "2026-01-01T00:00:00", "event": {}})
+    log.write_text("\n".join([*real, boom]) + "\n", encoding="utf-8")
+    with app.app_context():
+        state = app.extensions["tracking"]
+        state.store.create_all()
+        with pytest.raises(BrokenProcessPool):
+            import_parallel(state.tracker, read_lines([str(log)]), 2)
+    DONE.unlink()
+    result = app.test_cli_runner().invoke(args=["tracking", "import", "-j", "2", str(log)])
+    assert result.exit_code == 1 and "An import worker process died" in result.output
+    assert run(app, "--jobs", "2", str(log)).endswith("failed=0")
+    with app.extensions["tracking"].engine.connect() as conn:
+        ids = conn.execute(select(events_table.c.event_id)).scalars().all()
+    assert len(ids) == len(set(ids)) == 96  # the 95 distinct corpus lines and boom
