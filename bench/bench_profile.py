@@ -26,7 +26,9 @@ is run again under ``cProfile`` and the top entries by own time are printed to s
 
 Environment: ``BENCH_PROFILE_REQUESTS`` (requests per figure, 2,000),
 ``BENCH_PROFILE_DATABASES`` (``sqlite,postgresql``), ``BENCH_PROFILE_LOADS``
-(``batch20,single``), ``BENCH_PROFILE_TOP`` (25).
+(``batch20,single``), ``BENCH_PROFILE_TOP`` (25), ``BENCH_PROFILE_PARTITION``
+(``month`` or ``day``: the PostgreSQL store partitioned, ``TRACKING_PARTITION``; the
+lines then say ``postgresql/month``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ REQUESTS = int(os.environ.get("BENCH_PROFILE_REQUESTS", "2000"))
 DATABASES = os.environ.get("BENCH_PROFILE_DATABASES", "sqlite,postgresql").split(",")
 LOADS = os.environ.get("BENCH_PROFILE_LOADS", "batch20,single").split(",")
 TOP = int(os.environ.get("BENCH_PROFILE_TOP", "25"))
+#: ``TRACKING_PARTITION`` of the PostgreSQL store (none: a plain table).
+PARTITION = os.environ.get("BENCH_PROFILE_PARTITION") or None
 #: Each figure's requests go in this many alternating rounds (ours, bare, bare+store); the
 #: figure is the best round's (the one least disturbed by the rest of the machine).
 ROUNDS = 10
@@ -181,6 +185,7 @@ def database(name: str, folder: Path) -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
     from flask_tracking.models import metadata
+    from flask_tracking.partitions import create_tables
 
     from .bench_ingest import postgres_url
     from .ingest_app import bare_table
@@ -195,7 +200,10 @@ def database(name: str, folder: Path) -> Iterator[str]:
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
                 conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
-        metadata.create_all(engine)
+        if name == "postgresql" and PARTITION:
+            create_tables(engine, PARTITION)
+        else:
+            metadata.create_all(engine)
         bare_table(url)
         yield url
     finally:
@@ -222,6 +230,9 @@ def measure(
 def run_database(name: str, folder: Path) -> list[str]:
     with database(name, folder) as url:
         os.environ["BENCH_INGEST_DATABASE_URL"] = url
+        partitioned = name == "postgresql" and PARTITION
+        os.environ["BENCH_INGEST_PARTITION"] = PARTITION if partitioned else ""
+        label = f"{name}/{PARTITION}" if partitioned else name
         from .ingest_app import create_app
 
         app = create_app()
@@ -251,7 +262,7 @@ def run_database(name: str, folder: Path) -> list[str]:
             us = {k: (1e6 * v[0] / per_round, 1e6 * v[1] / per_round) for k, v in best.items()}
             ours, bare, store = us["ours"], us["bare"], us["store"]
             lines.append(
-                f"profile {load} {name}: ours {ours[0]:,.0f} µs CPU/request"
+                f"profile {load} {label}: ours {ours[0]:,.0f} µs CPU/request"
                 f" (wall {ours[1]:,.0f} µs) vs bare {bare[0]:,.0f} µs"
                 f" = {100 * bare[0] / ours[0]:.1f}%; vs bare+store {store[0]:,.0f} µs"
                 f" (wall {store[1]:,.0f} µs) = {100 * store[0] / ours[0]:.1f}%"
@@ -265,7 +276,7 @@ def run_database(name: str, folder: Path) -> list[str]:
                 report = io.StringIO()
                 stats = pstats.Stats(profile, stream=report)
                 stats.sort_stats("tottime").print_stats(TOP)
-                note(f"cProfile of {per_round:,} {load} requests on {name}, by own time:")
+                note(f"cProfile of {per_round:,} {load} requests on {label}, by own time:")
                 print(report.getvalue(), file=sys.stderr)
         state = app.extensions["tracking"]
         state.engine.dispose()

@@ -18,6 +18,7 @@ Environment:
 
 - ``BENCH_INGEST_DATABASE_URL``: the tracking database (default: a SQLite file in the
   current directory, ``bench-ingest.db``).
+- ``BENCH_INGEST_PARTITION``: ``TRACKING_PARTITION`` (``month`` or ``day``; PostgreSQL).
 
 To see where a worker's time goes, sample it with py-spy while the bench runs
 (``pip install py-spy``; ``py-spy record --pid <worker pid>``).
@@ -80,6 +81,7 @@ def create_app() -> Flask:
             "BENCH_INGEST_DATABASE_URL", "sqlite:///" + os.path.abspath("bench-ingest.db")
         ),
         TRACKING_RATE_LIMIT=None,
+        TRACKING_PARTITION=os.environ.get("BENCH_INGEST_PARTITION") or None,
     )
     store_engine = create_engine(app.config["TRACKING_DATABASE_URL"])
     sqlite = store_engine.dialect.name == "sqlite"

@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import re
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -51,8 +52,6 @@ logger = logging.getLogger(__name__)
 UNITS = ("month", "day")
 #: Periods made ahead of the current one (by init-db and the worker).
 AHEAD = {"month": 3, "day": 14}
-#: Seconds the list of existing partitions is trusted before it is read again.
-CACHE_SECONDS = 60.0
 PARENT = "tracking_events"
 IDS = "tracking_event_ids"
 
@@ -168,16 +167,21 @@ def is_partitioned(conn: Connection) -> bool | None:
     return str(row[0]) == "p"
 
 
+#: The partitions of ``tracking_events``: ``(name, bound)`` rows (see :func:`parse_existing`).
+EXISTING_SQL = (
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+    " JOIN pg_class c ON c.oid = i.inhrelid"
+    f" WHERE i.inhparent = to_regclass('{PARENT}')"
+)
+
+
 def existing(conn: Connection) -> dict[str, tuple[datetime, datetime]]:
     """The partitions of ``tracking_events``: name -> (start, end), read from the catalog."""
-    rows = conn.execute(
-        text(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-            " JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = to_regclass(:name)"
-        ),
-        {"name": PARENT},
-    ).all()
+    return parse_existing(conn.exec_driver_sql(EXISTING_SQL).all())
+
+
+def parse_existing(rows: Iterable[Any]) -> dict[str, tuple[datetime, datetime]]:
+    """The rows of :data:`EXISTING_SQL` as name -> (start, end)."""
     found = {}
     for name, bound in rows:
         times = re.findall(r"'([^']+)'", bound or "")
@@ -242,13 +246,22 @@ def make_partitions(engine: Engine, periods: Iterable[Period]) -> list[str]:
 
 
 class Partitions:
-    """What the store needs: the insert statement, and partitions made on demand."""
+    """What the store needs: the insert statement, and partitions made on demand.
+
+    It knows which ranges exist: the catalog's list is read once, then kept up to date
+    with the partitions this process creates, so checking a batch's times costs no query.
+    The list is read again only when a batch needs a period it lacks (another process may
+    have made it), and after an insert failed for a partition dropped meanwhile
+    (:meth:`dropped_meanwhile`) or retention in this process dropped some (:meth:`forget`).
+    """
 
     def __init__(self, engine: Engine, unit: str) -> None:
         self.engine = engine
         self.unit = unit
-        self._known: set[str] = set()
-        self._read_at = float("-inf")
+        #: name -> (start, end) of the partitions known to exist; replaced, never changed
+        #: in place (threads read it without a lock).
+        self._known: dict[str, tuple[datetime, datetime]] = {}
+        self._loaded = False
         self._retried_at = float("-inf")
 
     def create_all(self) -> list[str]:
@@ -256,30 +269,43 @@ class Partitions:
         self.forget()
         return made
 
-    def ensure(self, conn: Connection, times: Iterable[datetime]) -> None:
-        """Make sure the partitions holding ``times`` exist (before inserting them).
-
-        The list is read on ``conn``, the insert's own connection (no second checkout,
-        one wait at most when the server is down); only a missing partition takes a
-        connection of its own, to be created outside the insert's transaction."""
+    def missing(self, times: Iterable[datetime]) -> list[Period]:
+        """The periods of ``times`` not known to exist (none, usually); no query."""
         day = self.unit == "day"
         keys: set[tuple[int, int, int]] = set()
         for when in times:  # cheap per event: the periods are built once per key
             if when.tzinfo is not None and when.tzinfo is not UTC:
                 when = when.astimezone(UTC)
             keys.add((when.year, when.month, when.day if day else 1))
-        periods = [period_of(self.unit, datetime(*key)) for key in keys]
-        wanted = {period.name: period for period in periods}
-        fresh = _time.monotonic() - self._read_at <= CACHE_SECONDS
-        if not fresh:
-            self._refresh(conn)
-        missing = [p for name, p in wanted.items() if name not in self._known]
-        if missing and fresh:
-            self._refresh(conn)
-            missing = [p for p in missing if p.name not in self._known]
-        if missing:
-            self._known.update(make_partitions(self.engine, missing))
-            self._known.update(p.name for p in missing)
+        known = self._known
+        if not self._loaded:
+            return [period_of(self.unit, datetime(*key)) for key in keys]
+        periods = (period_of(self.unit, datetime(*key)) for key in keys)
+        return [p for p in periods if p.name not in known and not _covered(known, p)]
+
+    def ensure(self, conn: Connection, times: Iterable[datetime]) -> None:
+        """Make sure the partitions holding ``times`` exist (before inserting them).
+
+        The list, when it must be read, is read on ``conn``, the insert's own connection
+        (no second checkout, one wait at most when the server is down)."""
+        self.make(self.missing(times), lambda: existing(conn))
+
+    def make(
+        self, periods: list[Period], read: Callable[[], dict[str, tuple[datetime, datetime]]]
+    ) -> None:
+        """Make the partitions of ``periods`` (from :meth:`missing`) that do not exist.
+
+        ``read`` reads the list on the insert's connection (see :func:`existing`); only a
+        partition still missing then takes a connection of its own, to be created outside
+        the insert's transaction."""
+        if not periods:
+            return
+        self._known = read()  # another process may have made them
+        self._loaded = True
+        periods = [p for p in periods if not _covered(self._known, p)]
+        if periods:
+            make_partitions(self.engine, periods)
+            self._known = {**self._known, **{p.name: (p.start, p.end) for p in periods}}
 
     def dropped_meanwhile(self, exc: BaseException) -> bool:
         """Whether an insert failed for a partition the list said exists (dropped by
@@ -294,12 +320,16 @@ class Partitions:
 
     def forget(self) -> None:
         """Read the partitions again before the next insert (one may have been dropped)."""
-        self._known = set()
-        self._read_at = float("-inf")
+        self._known = {}
+        self._loaded = False
 
-    def _refresh(self, conn: Connection) -> None:
-        self._known = set(existing(conn))
-        self._read_at = _time.monotonic()
+
+def _covered(known: dict[str, tuple[datetime, datetime]], period: Period) -> bool:
+    """Whether ``period`` is a known partition, or lies within one (made by hand with
+    another name or unit)."""
+    if period.name in known:
+        return True
+    return any(start <= period.start and period.end <= end for start, end in known.values())
 
 
 def include_object(

@@ -9,6 +9,10 @@ PRAGMAs, same deadlines) and talks to the driver directly:
 
 - **PostgreSQL**: the constant ``rows.PG_INSERT`` in autocommit, one round trip, the new
   ids from ``RETURNING`` (what ``store.SqlStore`` did through SQLAlchemy before).
+  Partitioned (``TRACKING_PARTITION``): its form that fills ``tracking_event_ids`` in
+  the same statement (``partitions.partitioned_insert``), after the batch's partitions
+  are made sure of (``Partitions.missing``: no query when all are known; else the list
+  read on this connection, outside any transaction, and the missing ones created).
 - **SQLite**: under the store's write lock, one ``executemany`` of a one-row
   ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite runs it as one prepared statement; a
   20-row ``INSERT ... RETURNING`` cost about 40% more) and the commit. When the rows
@@ -33,6 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from .partitions import EXISTING_SQL, Partitions, parse_existing
 from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
 
 #: ``(event, its JSON columns as limits.check encoded them)``, ids unique.
@@ -55,6 +60,7 @@ class RawInserter:
 
     :param lock: on SQLite, the store's write lock (``WriteLock.held``).
     :param max_rows: rows per statement (SQLite: per multi-row ``RETURNING`` statement).
+    :param partitions: the store's partitions (PostgreSQL, ``TRACKING_PARTITION``).
     """
 
     def __init__(
@@ -63,8 +69,13 @@ class RawInserter:
         *,
         lock: Callable[[], AbstractContextManager[None]],
         max_rows: int,
+        partitions: Partitions | None = None,
+        pg_insert: str = PG_INSERT,
     ) -> None:
         self.engine = engine
+        self.partitions = partitions
+        #: ``rows.PG_INSERT``, or its partitioned form (``partitions.partitioned_insert``).
+        self.pg_insert = pg_insert
         self.dialect = engine.dialect
         self.sqlite = engine.dialect.name == "sqlite"
         self.lock = lock
@@ -77,7 +88,10 @@ class RawInserter:
         if self.sqlite:
             with self.lock(), self._connection() as (raw, cursor):
                 return self._sqlite(raw, cursor, pairs)
+        missing = self.partitions.missing(e["time"] for e, _ in pairs) if self.partitions else []
         with self._connection() as (raw, cursor):
+            if missing and self.partitions is not None:
+                self.partitions.make(missing, lambda: self._read_partitions(raw, cursor))
             return self._postgresql(raw, cursor, pairs)
 
     def _sqlite(self, raw: Any, cursor: Any, pairs: Sequence[Pair]) -> list[str]:
@@ -102,18 +116,28 @@ class RawInserter:
         if len(pairs) > self.max_rows:  # statements of their own: one transaction
             stored: list[str] = []
             for start in range(0, len(pairs), self.max_rows):
-                cursor.execute(PG_INSERT, (pg_batch(pairs[start : start + self.max_rows]),))
+                batch = pg_batch(pairs[start : start + self.max_rows])
+                cursor.execute(self.pg_insert, (batch,))
                 stored.extend(row[0] for row in cursor.fetchall())
             raw.commit()
             return stored
         driver = raw.driver_connection
         driver.autocommit = True  # the INSERT is its own transaction: one round trip
         try:
-            cursor.execute(PG_INSERT, (pg_batch(pairs),))
+            cursor.execute(self.pg_insert, (pg_batch(pairs),))
             return [row[0] for row in cursor.fetchall()]
         finally:
             if not driver.closed:
                 driver.autocommit = False
+
+    @staticmethod
+    def _read_partitions(raw: Any, cursor: Any) -> dict[str, tuple[Any, Any]]:
+        """The partitions list, read on the insert's connection; its transaction ended
+        (the insert runs in autocommit, and a partition is created meanwhile)."""
+        cursor.execute(EXISTING_SQL)
+        rows = cursor.fetchall()
+        raw.rollback()
+        return parse_existing(rows)
 
     @contextmanager
     def _connection(self) -> Iterator[tuple[Any, Any]]:

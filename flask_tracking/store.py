@@ -88,11 +88,13 @@ class SqlStore:
         )
         self._checkpointer = Checkpointer(str(database), self) if on_disk else None
         #: A plain batch (no failed rows, no insert hooks) goes to the driver directly:
-        #: on PostgreSQL one round trip in autocommit (see ``rawwrite``).
+        #: on PostgreSQL one round trip in autocommit, partitioned or not (``rawwrite``).
         self._raw = RawInserter(
             engine,
             lock=self._file_lock.held,
             max_rows=SQLITE_ROWS_PER_STATEMENT if self._sqlite else PG_ROWS_PER_STATEMENT,
+            partitions=self.partitions,
+            pg_insert=self._pg_insert,
         )
         #: The bulk insert on SQLite, fed ready-made tuples (see ``rows.sqlite_values``).
         self._sqlite_bulk_sql = (
@@ -179,8 +181,8 @@ class SqlStore:
         failures: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None = None,
     ) -> list[str]:
-        if events and not failures and not self.insert_hooks and self.partitions is None:
-            # Partitioned tables take the transaction below: partitions made first.
+        if events and not failures and not self.insert_hooks:
+            # Partitioned too: the raw inserter makes the batch's partitions first.
             stored = self._raw.insert(_unique(events, encoded))
             if self._checkpointer is not None:
                 self._checkpointer.wrote()
