@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 
+from .catalog.table import seen_after_prune
 from .engine import statement_timeout
 from .forwarding.models import PENDING, deliveries_table
 from .models import events_table, failed_table
@@ -61,6 +62,8 @@ class PruneReport:
     #: Partitions to drop whose lock was not granted in time (the next prune drops them).
     busy_partitions: list[str] = field(default_factory=list)
     partitioned: bool = False
+    #: Catalog rows whose first and last seen were set again (``tracking_event_types``).
+    catalog_rows: int = 0
 
     def lines(self) -> Iterator[str]:
         verb = "would remove" if self.dry_run else "removed"
@@ -78,6 +81,8 @@ class PruneReport:
             yield f"kept partition {name}: it holds events with pending deliveries"
         for name in self.busy_partitions:
             yield f"kept partition {name}: busy (its lock was not granted), try again later"
+        if self.catalog_rows:
+            yield f"catalog: first and last seen set again for {self.catalog_rows} event types"
 
 
 @contextmanager
@@ -124,7 +129,22 @@ def prune(
         if end > cutoff or not _drop(store, report, name, (start, end), batch):
             _delete_rows(store, report, (start, min(end, cutoff)), cutoff, batch)
     _delete_failed(store, report, cutoff, batch)
+    if report.events and not dry_run:
+        _catalog_seen(store, report, cutoff)
     return report
+
+
+def _catalog_seen(store: SqlStore, report: PruneReport, cutoff: datetime) -> None:
+    """First and last seen of the catalog's rows set again from what is left; a failure
+    is logged, not raised: the events are pruned either way."""
+    try:
+        report.catalog_rows = seen_after_prune(store.engine, cutoff)
+    except Exception as exc:
+        logger.warning(
+            "Pruned, but the catalog's first and last seen could not be set again (%s);"
+            " run `flask tracking catalog --sync`.",
+            type(exc).__name__,
+        )
 
 
 def _delete_rows(

@@ -14,11 +14,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, insert, select, update
 
+from flask_tracking.catalog.table import catalog_rows, refresh_seen
+from flask_tracking.event_types import SHOW_ANSWER
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, FAILED, PENDING, deliveries_table
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.partitions import existing, ids_table, make_partitions, upcoming
 from flask_tracking.retention import prune
+from flask_tracking.schemas.examples import EXAMPLES
 
 from forwarding_app import (
     FAST,
@@ -315,3 +318,39 @@ def test_a_partition_in_use_is_kept_for_the_next_prune(tmp_path: Path) -> None:
         reader.dispose()
         forwarder_of(app).close()
         state.engine.dispose()
+
+
+def seen(app: Flask) -> dict[tuple[str, str], tuple[datetime | None, datetime | None]]:
+    """``{(type, source): (first seen, last seen)}`` of the catalog's rows."""
+    rows = catalog_rows(get_state(app).engine)
+    return {(r["event_type"], r["source"]): (r["first_seen"], r["last_seen"]) for r in rows}
+
+
+def put_typed(app: Flask, source: str, event_type: str, when: datetime) -> None:
+    """Store one valid built-in event (validated, so it has a schema version)."""
+    item = event(0, event_type=event_type, source=source, payload=EXAMPLES[(source, event_type)])
+    item.update(time=when, received_at=when, schema_status=None)
+    assert len(store_events(app, [item])) == 1
+
+
+def test_prune_sets_the_catalog_first_and_last_seen_again(app: Flask) -> None:
+    video, enrolled = ("play_video", "browser"), (SHOW_ANSWER, "server")
+    put_typed(app, "browser", "play_video", at(2020, 1, 15))
+    put_typed(app, "browser", "play_video", at(2020, 2, 10))
+    put_typed(app, "browser", "play_video", at(2024, 3, 1))
+    put_typed(app, "server", SHOW_ANSWER, at(2020, 1, 20))
+    refresh_seen(get_state(app).engine)
+    naive = {key: value for key, value in seen(app).items() if value[0] is not None}
+    assert naive == {
+        video: (datetime(2020, 1, 15), datetime(2024, 3, 1)),
+        enrolled: (datetime(2020, 1, 20), datetime(2020, 1, 20)),
+    }
+
+    out = prune_cli(app, "--before", "2020-03-10")
+    assert "catalog: first and last seen set again for 2 event types" in out
+    after = seen(app)
+    assert after[video] == (datetime(2024, 3, 1), datetime(2024, 3, 1))
+    assert after[enrolled] == (None, None)  # none of its events is left
+    # A dry run changes nothing.
+    assert "first and last seen" not in prune_cli(app, "--before", "2025-01-01", "--dry-run")
+    assert seen(app)[video] == (datetime(2024, 3, 1), datetime(2024, 3, 1))

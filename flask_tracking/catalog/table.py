@@ -5,7 +5,9 @@ events of it were first and last stored. Written by ``flask tracking init-db`` a
 current without work on the ingest path: :func:`sync_catalog` (one select, and writes
 only for what changed) runs after the first successful write of each process and after
 a type is registered later; :func:`refresh_seen` (one grouped select over the events)
-runs at ``init-db``, after an import, and with ``flask tracking catalog --sync``.
+runs at ``init-db`` and with ``flask tracking catalog --sync``; :func:`widen_seen` after
+an import (over the imported time range only) and :func:`seen_after_prune` after a prune
+(the rows first seen before its cutoff only).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     func,
     insert,
     select,
@@ -125,6 +128,24 @@ def refresh_seen(engine: Engine) -> int:
     Events of a built-in type's alias count for its canonical type; ``mobile`` events
     for ``browser``, ``task`` ones for ``server``.
     """
+    return _set_seen(engine, _seen_spans(engine, None), widen=False)
+
+
+def widen_seen(engine: Engine, since: datetime, until: datetime) -> int:
+    """After events with times in ``[since, until]`` (aware or naive UTC) were stored:
+    widen first and last seen by the events of that range (one grouped select over it,
+    through the time index); return the rows set."""
+    return _set_seen(engine, _seen_spans(engine, (_naive(since), _naive(until))), widen=True)
+
+
+def _naive(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _seen_spans(
+    engine: Engine, window: tuple[datetime, datetime] | None
+) -> dict[Key, tuple[datetime, datetime]]:
+    """``{catalog key: (first, last)}`` of the stored events (of ``window`` only)."""
     events = events_table
     query = (
         select(
@@ -137,15 +158,35 @@ def refresh_seen(engine: Engine) -> int:
         .where(events.c.schema_version.is_not(None))
         .group_by(events.c.event_type, events.c.event_source, events.c.schema_version)
     )
+    if window is not None:
+        query = query.where(events.c.time.between(*window))
     seen: dict[Key, tuple[datetime, datetime]] = {}
-    with engine.begin() as conn, statement_timeout(conn, None):
+    with engine.connect() as conn, statement_timeout(conn, None):
         for event_type, source, version, first, last in conn.execute(query):
             key = _catalog_key(event_type, source, version)
             if key in seen:
                 first, last = min(first, seen[key][0]), max(last, seen[key][1])
             seen[key] = (first, last)
-        table = event_types_table
+    return seen
+
+
+def _set_seen(engine: Engine, seen: dict[Key, tuple[datetime, datetime]], *, widen: bool) -> int:
+    table = event_types_table
+    with engine.begin() as conn:
         for (event_type, source, version), (first, last) in seen.items():
+            first_value: Any = first
+            last_value: Any = last
+            if widen:  # NULL (never seen) or later / earlier: the range's value
+                first_value = case(
+                    (table.c.first_seen.is_(None), first),
+                    (table.c.first_seen > first, first),
+                    else_=table.c.first_seen,
+                )
+                last_value = case(
+                    (table.c.last_seen.is_(None), last),
+                    (table.c.last_seen < last, last),
+                    else_=table.c.last_seen,
+                )
             conn.execute(
                 update(table)
                 .where(
@@ -153,9 +194,49 @@ def refresh_seen(engine: Engine) -> int:
                     table.c.source == source,
                     table.c.version == version,
                 )
-                .values(first_seen=first, last_seen=last)
+                .values(first_seen=first_value, last_seen=last_value)
             )
     return len(seen)
+
+
+def seen_after_prune(engine: Engine, cutoff: datetime) -> int:
+    """Set first and last seen again for the rows whose events a prune before ``cutoff``
+    (naive UTC) may have removed; return the rows changed.
+
+    Only rows first seen before the cutoff are looked at. For each, the first and last
+    stored event are read with ``ORDER BY time LIMIT 1`` per type name (the canonical type
+    and its aliases), which the ``(event_type, time)`` index answers without a scan of
+    the type's events; a row none of whose events is left gets ``None`` for both.
+    """
+    table, events = event_types_table, events_table
+    changed = 0
+    with engine.begin() as conn, statement_timeout(conn, None):
+        rows = conn.execute(
+            select(table.c.id, table.c.event_type, table.c.source, table.c.version).where(
+                table.c.first_seen < cutoff
+            )
+        ).all()
+        for row in rows:
+            spec = spec_for(row.source, row.event_type)
+            names = spec.names if spec is not None else (row.event_type,)
+            sources = [row.source, *(s for s, to in SOURCE_ALIASES.items() if to == row.source)]
+            ends: list[datetime] = []
+            for name in names:
+                match = select(events.c.time).where(
+                    events.c.event_type == name,
+                    events.c.event_source.in_(sources),
+                    events.c.schema_version == row.version,
+                )
+                for order in (events.c.time.asc(), events.c.time.desc()):
+                    when = conn.execute(match.order_by(order).limit(1)).scalar()
+                    if when is not None:
+                        ends.append(when)
+            first, last = (min(ends), max(ends)) if ends else (None, None)
+            conn.execute(
+                update(table).where(table.c.id == row.id).values(first_seen=first, last_seen=last)
+            )
+            changed += 1
+    return changed
 
 
 class CatalogKeeper:
