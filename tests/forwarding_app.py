@@ -154,6 +154,32 @@ def clean_redis(url: str, queue: str) -> None:
         client.close()
 
 
+@contextmanager
+def worker_config(
+    database_url: str, tmp_path: Path, prefix: str, **settings: Any
+) -> Iterator[dict[str, Any]]:
+    """The config of an app and its ``flask tracking worker``: the database (partitioned
+    when the run says so), a Redis database of the tests', a queue of its own (named
+    ``prefix-...``, its keys deleted afterwards), fast forwarding timings, ``settings``."""
+    from services import get_or_skip, redis_url
+    from support import partition_config
+
+    url = redis_db_url(get_or_skip(redis_url))
+    queue = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    try:
+        yield {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "TRACKING_DATABASE_URL": database_url,
+            **partition_config(database_url),
+            "TRACKING_REDIS_URL": url,
+            "TRACKING_FORWARD_QUEUE": queue,
+            **settings,
+            **FAST,
+        }
+    finally:
+        clean_redis(url, queue)
+
+
 class WorkerProcess:
     """``flask tracking worker`` in its own session and process group (its pid is both)."""
 

@@ -10,7 +10,6 @@ event ids drops).
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,17 +33,14 @@ from flask_tracking.tracking_logs import import_lines, read_lines
 
 from caliper_spec import problems
 from forwarding_app import (
-    FAST,
-    clean_redis,
     forwarder_of,
     make_app,
-    redis_db_url,
     wait_until,
     worker,
+    worker_config,
 )
 from receivers import Request, WebhookReceiver
-from services import get_or_skip, redis_url
-from support import corpus_path, partition_config
+from support import corpus_path
 
 TOKEN = "caliper-t0ken-123456"
 
@@ -191,17 +187,8 @@ def test_status_rules_and_no_token_in_errors(endpoint: CaliperEndpoint) -> None:
 
 @pytest.fixture
 def config(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    url = redis_db_url(get_or_skip(redis_url))
-    queue = f"cal-{uuid.uuid4().hex[:10]}"
-    yield {
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "TRACKING_DATABASE_URL": database_url,
-        **partition_config(database_url),
-        "TRACKING_REDIS_URL": url,
-        "TRACKING_FORWARD_QUEUE": queue,
-        **FAST,
-    }
-    clean_redis(url, queue)
+    with worker_config(database_url, tmp_path, "cal") as settings:
+        yield settings
 
 
 def _import(app: Flask, tmp_path: Path) -> None:

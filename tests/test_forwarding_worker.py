@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,15 @@ from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, PENDING, deliveries_table
 
 from forwarding_app import (
-    FAST,
-    clean_redis,
     event,
     forwarder_of,
     make_app,
-    redis_db_url,
     store,
     wait_until,
     worker,
+    worker_config,
 )
 from receivers import WebhookReceiver
-from services import get_or_skip, redis_url
-from support import partition_config
 
 D = deliveries_table
 SECRET = "worker-secret"
@@ -42,17 +37,8 @@ SECRET = "worker-secret"
 
 @pytest.fixture
 def config(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    url = redis_db_url(get_or_skip(redis_url))
-    queue = f"fwd-{uuid.uuid4().hex[:10]}"
-    yield {
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "TRACKING_DATABASE_URL": database_url,
-        **partition_config(database_url),
-        "TRACKING_REDIS_URL": url,
-        "TRACKING_FORWARD_QUEUE": queue,
-        **FAST,
-    }
-    clean_redis(url, queue)
+    with worker_config(database_url, tmp_path, "fwd") as settings:
+        yield settings
 
 
 @pytest.fixture

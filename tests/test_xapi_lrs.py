@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,19 +27,16 @@ from flask_tracking.models import events_table
 from flask_tracking.tracking_logs import import_lines
 
 from forwarding_app import (
-    FAST,
-    clean_redis,
     event,
     forwarder_of,
     make_app,
-    redis_db_url,
     store,
     wait_until,
     worker,
+    worker_config,
 )
 from lrs_service import PASSWORD, USERNAME, RalphLRS, ralph_or_skip
-from services import get_or_skip, redis_url
-from support import corpus_path, partition_config
+from support import corpus_path
 
 D = deliveries_table
 PLATFORM = "https://lms.example.org"
@@ -56,8 +52,6 @@ def lrs() -> Iterator[RalphLRS]:
 
 @pytest.fixture
 def config(database_url: str, tmp_path: Path, lrs: RalphLRS) -> Iterator[dict[str, Any]]:
-    url = redis_db_url(get_or_skip(redis_url))
-    queue = f"xapi-{uuid.uuid4().hex[:10]}"
     destination = {
         "kind": "xapi",
         "options": {
@@ -71,16 +65,10 @@ def config(database_url: str, tmp_path: Path, lrs: RalphLRS) -> Iterator[dict[st
         "backoff_max": 2,
         "batch_size": 100,
     }
-    yield {
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "TRACKING_DATABASE_URL": database_url,
-        **partition_config(database_url),
-        "TRACKING_REDIS_URL": url,
-        "TRACKING_FORWARD_QUEUE": queue,
-        "TRACKING_DESTINATIONS": {"lrs": destination},
-        **FAST,
-    }
-    clean_redis(url, queue)
+    with worker_config(
+        database_url, tmp_path, "xapi", TRACKING_DESTINATIONS={"lrs": destination}
+    ) as settings:
+        yield settings
 
 
 @pytest.fixture
