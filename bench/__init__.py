@@ -8,6 +8,7 @@ nothing from the project, so bench helpers can run in another venv (``.venv-benc
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -152,3 +153,17 @@ def rate(count: int, seconds: float) -> str:
 def percent(ours: float, baseline: float) -> str:
     """``19.4%``: ours as a share of the baseline."""
     return f"{100 * ours / baseline:.1f}%" if baseline > 0 else "n/a"
+
+
+def postgres_url(schema: str) -> str:
+    """The tests' PostgreSQL (``tests/services.py``: ``TRACKING_TEST_POSTGRES_URL``, the
+    service, or a throwaway cluster), with ``schema`` first on the search path. The file
+    is loaded by its path: the bench imports nothing from ``tests`` as a package."""
+    spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
+    assert spec is not None and spec.loader is not None
+    services = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("services", services)
+    spec.loader.exec_module(services)
+    url: str = services.postgres_url()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"

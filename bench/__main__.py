@@ -34,6 +34,15 @@ def main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__.strip())
         return 0
+    options = [arg for arg in argv if arg.startswith("-")]
+    if options:
+        print(
+            f"bench: no options ({' '.join(options)}): a bench is set through its BENCH_*"
+            " environment variables (its module's docstring, docs/performance.md), e.g."
+            " BENCH_REPORTS_EVENTS=100000 python -m bench reports",
+            file=sys.stderr,
+        )
+        return 2
     names = argv or list(MODULES)
     unknown = [name for name in names if name not in MODULES]
     if unknown:

@@ -19,9 +19,7 @@ PostgreSQL: the tests' (``tests/services.py``), tables in the schema ``bench_dea
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from flask_tracking.deadline import Watchdog
 from flask_tracking.engine import TIMEOUT_OPTION, _postgresql_args, make_engine
 from flask_tracking.store import SqlStore
 
-from . import ROOT
+from . import postgres_url as shared_postgres_url
 
 N = int(os.environ.get("BENCH_DEADLINE_N", "1000"))
 ROUNDS = int(os.environ.get("BENCH_DEADLINE_ROUNDS", "21"))
@@ -43,14 +41,7 @@ TIMEOUT = 1.0
 
 
 def postgres_url() -> str:
-    spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
-    assert spec is not None and spec.loader is not None
-    services = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("services", services)
-    spec.loader.exec_module(services)
-    url: str = services.postgres_url()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{SCHEMA}"
+    return shared_postgres_url(SCHEMA)
 
 
 def without_watchdog(url: str) -> Engine:

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ROOT, note
+from . import postgres_url as shared_postgres_url
 
 SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", "10"))
 WARMUP = float(os.environ.get("BENCH_INGEST_WARMUP", "1"))
@@ -358,14 +359,7 @@ def sqlite_url(folder: Path) -> str:
 
 def postgres_url() -> str:
     """The tests' PostgreSQL (``tests/services.py``), in the schema ``bench_ingest``."""
-    spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
-    assert spec is not None and spec.loader is not None
-    services = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("services", services)
-    spec.loader.exec_module(services)
-    url: str = services.postgres_url()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{PG_SCHEMA}"
+    return shared_postgres_url(PG_SCHEMA)
 
 
 def fresh_tables(url: str) -> None:

@@ -12,13 +12,13 @@ is about reading.
 Each report runs over the whole window (``since``/``until`` around all the events) with
 no course, and again for one course; beside it, the same-run baseline: ``SELECT count(*)``
 over the same window (and course). Best of ``BENCH_REPORTS_ROUNDS`` (default 1 run after a
-warm-up). ``--events N`` or ``BENCH_REPORTS_EVENTS`` changes the event count;
-``BENCH_REPORTS_DATABASES`` (``sqlite,postgresql``) which databases.
+warm-up). ``BENCH_REPORTS_EVENTS`` (or ``python -m bench.bench_reports --events N``)
+changes the event count; ``BENCH_REPORTS_DATABASES`` (``sqlite,postgresql``) which
+databases.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import ROOT, note
+from . import note
+from . import postgres_url as shared_postgres_url
 
 EVENTS = int(os.environ.get("BENCH_REPORTS_EVENTS", "1000000"))
 ROUNDS = int(os.environ.get("BENCH_REPORTS_ROUNDS", "1"))
@@ -197,14 +198,7 @@ def fill_sqlite(url: str, count: int) -> None:
 
 
 def postgres_url() -> str:
-    spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
-    assert spec is not None and spec.loader is not None
-    services = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("services", services)
-    spec.loader.exec_module(services)
-    url: str = services.postgres_url()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{SCHEMA}"
+    return shared_postgres_url(SCHEMA)
 
 
 def fill_postgres(url: str, count: int) -> None:
