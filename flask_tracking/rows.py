@@ -18,7 +18,7 @@ import json
 import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .event import CONTEXT_COLUMNS, FIELDS, TIME_KEYS
 
@@ -56,6 +56,19 @@ _PG_COMMON_AT: Final = len(_PG_VARYING)
 _row_values = operator.itemgetter(*_PG_VARYING, *(n for n in _PLAIN if n not in _PG_VARYING))
 #: ``, "key": `` before each JSON column's encoding.
 _PG_JSON_KEYS: Final = tuple(f', "{name}": ' for name in _JSON)
+
+
+class NewRow(NamedTuple):
+    """An event stored by the current transaction, with its key (``tracking_events.id``):
+    what the store's insert hooks get (forwarding routes it without reading it back)."""
+
+    pk: int
+    event: Mapping[str, Any]
+
+    @property
+    def course_id(self) -> str | None:
+        """The event's ``course_id`` column, as stored."""
+        return text_value((self.event["context"] or {}).get("course_id"))
 
 
 def text_value(value: Any) -> str | None:

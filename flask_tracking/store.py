@@ -28,13 +28,13 @@ from .engine import WriteLock, engine_timeout, is_unavailable
 from .models import events_table, failed_table, metadata
 from .partitions import Partitions, check_backend, check_plain, partitioned_insert
 from .rawwrite import RawInserter
-from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, pg_batch, sqlite_values
+from .rows import PG_INSERT, SQLITE_COLUMNS, Encoded, NewRow, pg_batch, sqlite_values
 from .sqlite_wal import Checkpointer
 
 logger = logging.getLogger(__name__)
 
-#: Called inside the storing transaction with the ids just stored.
-InsertHook = Callable[[Connection, list[str]], None]
+#: Called inside the storing transaction with the events just stored, and their keys.
+InsertHook = Callable[[Connection, list[NewRow]], None]
 #: Called after the commit with the ids just stored.
 CommitHook = Callable[[list[str]], None]
 
@@ -75,6 +75,9 @@ class SqlStore:
         #: ``TRACKING_PARTITION``: partitions made on demand, and the insert (partitions.py).
         self.partitions = Partitions(engine, partition) if partition else None
         self._pg_insert = partitioned_insert(PG_INSERT) if partition else PG_INSERT
+        #: The same, naming each new row's key too (for the insert hooks); both end in
+        #: ``RETURNING event_id``.
+        self._pg_insert_keys = f"{self._pg_insert}, id"
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
         self._sqlite = engine.dialect.name == "sqlite"
@@ -188,13 +191,13 @@ class SqlStore:
                 self._checkpointer.wrote()
             return stored
         with self._writing() as conn:
-            stored = self._insert(conn, events, encoded) if events else []
+            new = self._insert(conn, events, encoded) if events else []
             for hook in self.insert_hooks:
-                if stored:
-                    hook(conn, stored)
+                if new:
+                    hook(conn, new)
             if failures:
                 conn.execute(insert(failed_table), [_failed_values(f) for f in failures])
-        return stored
+        return [row.event["event_id"] for row in new]
 
     def _one_by_one(
         self,
@@ -225,23 +228,28 @@ class SqlStore:
         conn: Connection,
         events: Sequence[Mapping[str, Any]],
         encoded: Sequence[Encoded | None] | None,
-    ) -> list[str]:
+    ) -> list[NewRow]:
+        """Insert in ``conn``'s transaction: the events stored now, with their keys."""
         rows = _unique(events, encoded)
+        keys: list[tuple[str, int]] = []
         if self._sqlite:
-            return self._sqlite_insert(conn, rows)
-        if self.partitions is not None:
-            self.partitions.ensure(conn, (event["time"] for event, _ in rows))
-        stored: list[str] = []
-        for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
-            batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
-            stored.extend(row[0] for row in conn.exec_driver_sql(self._pg_insert, (batch,)))
-        return stored
+            keys = self._sqlite_insert(conn, rows)
+        else:
+            if self.partitions is not None:
+                self.partitions.ensure(conn, (event["time"] for event, _ in rows))
+            for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
+                batch = pg_batch(rows[start : start + PG_ROWS_PER_STATEMENT])
+                result = conn.exec_driver_sql(self._pg_insert_keys, (batch,))
+                keys.extend((row[0], row[1]) for row in result)
+        by_id = {event["event_id"]: event for event, _ in rows}
+        return [NewRow(pk, by_id[event_id]) for event_id, pk in keys]
 
     def _sqlite_insert(
         self, conn: Connection, events: list[tuple[Mapping[str, Any], Encoded | None]]
-    ) -> list[str]:
-        """One multi-row ``INSERT ... RETURNING`` per chunk, fed ready-made tuples."""
-        stored: list[str] = []
+    ) -> list[tuple[str, int]]:
+        """One multi-row ``INSERT ... RETURNING`` per chunk, fed ready-made tuples: the
+        ``(event_id, id)`` of the rows stored."""
+        stored: list[tuple[str, int]] = []
         for start in range(0, len(events), SQLITE_ROWS_PER_STATEMENT):
             chunk = events[start : start + SQLITE_ROWS_PER_STATEMENT]
             sql = self._sqlite_returning_sql.get(len(chunk))
@@ -250,11 +258,11 @@ class SqlStore:
                 sql = (
                     f"INSERT INTO tracking_events ({', '.join(SQLITE_COLUMNS)})"
                     f" VALUES {', '.join(one for _ in chunk)}"
-                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id"
                 )
                 self._sqlite_returning_sql[len(chunk)] = sql
             params = tuple(chain.from_iterable(sqlite_values(e, enc) for e, enc in chunk))
-            stored.extend(r[0] for r in conn.exec_driver_sql(sql, params))
+            stored.extend((r[0], r[1]) for r in conn.exec_driver_sql(sql, params))
         return stored
 
     def insert_many(

@@ -23,6 +23,7 @@ from flask import Flask
 from sqlalchemy import Connection, Engine
 
 from ..redact import REDACTING, redact, url_secrets
+from ..rows import NewRow
 from .batches import Batch, Outcome, Plan
 from .destinations import Target, load_targets
 from .dispatch import Dispatcher, DispatchUnavailable
@@ -119,9 +120,9 @@ class Forwarder:
 
     # -- store hooks ---------------------------------------------------------------------
 
-    def on_insert(self, conn: Connection, event_ids: list[str]) -> None:
+    def on_insert(self, conn: Connection, new: list[NewRow]) -> None:
         """Insert hook: route the new events and write their delivery rows."""
-        self._local.plan = self.outbox.plan(conn, event_ids)
+        self._local.plan = self.outbox.plan(conn, new)
 
     def on_commit(self, event_ids: list[str]) -> None:
         """Commit hook: hand the batches over (never raises, never waits for Redis)."""

@@ -37,10 +37,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, String, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..redact import REDACTING, exception_text, redact
+from ..rows import NewRow
 from .backlog import Backlog
 from .batches import Batch, Outcome, Plan
 from .destinations import DeliveryError, PermanentError, RetryableError, Target
@@ -108,28 +109,25 @@ class Outbox(Backlog):
 
     # -- producing (inside the storing transaction) --------------------------------------
 
-    def plan(self, conn: Connection, event_ids: Sequence[str]) -> Plan:
-        """Route newly stored events, write their delivery rows, return the batches."""
-        plan = Plan(frozenset(event_ids))
-        if not event_ids or not self.targets:
+    def plan(self, conn: Connection, new: Sequence[NewRow]) -> Plan:
+        """Route newly stored events, write their delivery rows, return the batches.
+
+        The events are routed as the store got them (type, source, the ``course_id``
+        column's value), not read back: the insert gave their keys."""
+        plan = Plan(frozenset(row.event["event_id"] for row in new))
+        if not new or not self.targets:
             return plan
-        rows: list[Row[Any]] = []
-        for part in chunks(list(event_ids), CHUNK):
-            rows.extend(
-                conn.execute(
-                    select(E.c.id, E.c.event_type, E.c.event_source, E.c.course_id).where(
-                        self._in(E.c.event_id, part, String())
-                    )
-                )
-            )
-        rows.sort(key=lambda r: r.id)
+        rows = sorted(
+            (row.pk, row.event["event_type"], row.event["event_source"], row.course_id)
+            for row in new
+        )
         now = utcnow()
         records: list[dict[str, Any]] = []
         for name, target in self.targets.items():
             pks = [
-                r.id
-                for r in rows
-                if target.route.matches(r.event_type, r.event_source, r.course_id)
+                pk
+                for pk, kind, source, course in rows
+                if target.route.matches(kind, source, course)
             ]
             for part in chunks(pks, target.batch_size):
                 job_id: str | None
