@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,15 +156,29 @@ def percent(ours: float, baseline: float) -> str:
     return f"{100 * ours / baseline:.1f}%" if baseline > 0 else "n/a"
 
 
-def postgres_url(schema: str) -> str:
-    """The tests' PostgreSQL (``tests/services.py``: ``TRACKING_TEST_POSTGRES_URL``, the
-    service, or a throwaway cluster), with ``schema`` first on the search path. The file
-    is loaded by its path: the bench imports nothing from ``tests`` as a package."""
+def _services() -> Any:
+    """``tests/services.py``, loaded by its path: the bench imports nothing from ``tests``
+    as a package."""
+    loaded = sys.modules.get("services")
+    if loaded is not None:
+        return loaded
     spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
     assert spec is not None and spec.loader is not None
     services = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("services", services)
+    sys.modules["services"] = services
     spec.loader.exec_module(services)
-    url: str = services.postgres_url()
+    return services
+
+
+def postgres_url(schema: str) -> str:
+    """The tests' PostgreSQL (``tests/services.py``: ``TRACKING_TEST_POSTGRES_URL``, the
+    service, or a throwaway cluster), with ``schema`` first on the search path."""
+    url: str = _services().postgres_url()
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def redis_url() -> str:
+    """The tests' Redis (``TRACKING_TEST_REDIS_URL``, the service, or a throwaway one)."""
+    url: str = _services().redis_url()
+    return url

@@ -36,9 +36,10 @@ still finished, and every answer must say all accepted, no duplicate, none faile
 nothing lost, nothing stored twice.
 
 Environment: ``BENCH_INGEST_SECONDS`` (10), ``BENCH_INGEST_WARMUP`` (1),
-``BENCH_INGEST_CONNECTIONS`` (4: one per server thread), ``BENCH_INGEST_WORKER_CLASS``
-(``gthread``; or ``sync``), ``BENCH_INGEST_THREADS`` (2), ``BENCH_INGEST_DATABASES``
-(``sqlite,postgresql``).
+``BENCH_INGEST_CONNECTIONS`` (4: one per server thread), ``BENCH_INGEST_WORKERS`` (2),
+``BENCH_INGEST_WORKER_CLASS`` (``gthread``; or ``sync``), ``BENCH_INGEST_THREADS`` (2),
+``BENCH_INGEST_DATABASES`` (``sqlite,postgresql``), ``BENCH_INGEST_LOADS``
+(``batch20,batch1,single-event``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ WARMUP = float(os.environ.get("BENCH_INGEST_WARMUP", "1"))
 #: Each figure's SECONDS (ours, and as much for bare) go in runs of this length.
 ROUND_SECONDS = 2.0
 CONNECTIONS = int(os.environ.get("BENCH_INGEST_CONNECTIONS", "4"))
-WORKERS = 2
+WORKERS = int(os.environ.get("BENCH_INGEST_WORKERS", "2"))
 #: gthread: a worker waiting on the database (SQLite's lock and file work, PostgreSQL's
 #: round trips and commit) serves another request meanwhile; sync workers sit idle.
 WORKER_CLASS = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
@@ -114,7 +115,11 @@ class Load:
 BATCH20 = Load("batch20", "batch", 20, "/activity/events")
 BATCH1 = Load("batch1", "batch", 1, "/activity/events")
 SINGLE = Load("single-event", "single", 1, "/activity/event")
-LOADS = (BATCH20, BATCH1, SINGLE)
+_ALL_LOADS = {load.label: load for load in (BATCH20, BATCH1, SINGLE)}
+LOADS = tuple(
+    _ALL_LOADS[name]
+    for name in os.environ.get("BENCH_INGEST_LOADS", "batch20,batch1,single-event").split(",")
+)
 
 
 @dataclass(slots=True)

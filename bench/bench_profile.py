@@ -28,7 +28,9 @@ Environment: ``BENCH_PROFILE_REQUESTS`` (requests per figure, 2,000),
 ``BENCH_PROFILE_DATABASES`` (``sqlite,postgresql``), ``BENCH_PROFILE_LOADS``
 (``batch20,single``), ``BENCH_PROFILE_TOP`` (25), ``BENCH_PROFILE_PARTITION``
 (``month`` or ``day``: the PostgreSQL store partitioned, ``TRACKING_PARTITION``; the
-lines then say ``postgresql/month``).
+lines then say ``postgresql/month``), ``BENCH_PROFILE_FORWARD`` (``1``: forwarding on,
+one webhook destination whose jobs wait in a queue of the tests' Redis; the lines then
+say ``sqlite+forward``: the delivery rows and the jobs' hand-over are in the figure).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ LOADS = os.environ.get("BENCH_PROFILE_LOADS", "batch20,single").split(",")
 TOP = int(os.environ.get("BENCH_PROFILE_TOP", "25"))
 #: ``TRACKING_PARTITION`` of the PostgreSQL store (none: a plain table).
 PARTITION = os.environ.get("BENCH_PROFILE_PARTITION") or None
+#: Forwarding on (one webhook destination, jobs queued in the tests' Redis): the lines
+#: then say ``sqlite+forward``.
+FORWARD = bool(os.environ.get("BENCH_PROFILE_FORWARD"))
 #: Each figure's requests go in this many alternating rounds (ours, bare, bare+store); the
 #: figure is the best round's (the one least disturbed by the rest of the machine).
 ROUNDS = 10
@@ -227,12 +232,37 @@ def measure(
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+@contextmanager
+def forwarding() -> Iterator[str]:
+    """With ``BENCH_PROFILE_FORWARD``: the ingest app forwards (``BENCH_INGEST_FORWARD_QUEUE``)
+    into a queue of its own in the tests' Redis, whose keys are deleted afterwards. Gives
+    the label's suffix (``+forward``, or ``""``)."""
+    if not FORWARD:
+        yield ""
+        return
+    import redis
+
+    from . import redis_url
+
+    url, queue = redis_url(), f"bench-profile-{uuid.uuid4().hex[:10]}"
+    os.environ.update(BENCH_INGEST_FORWARD_QUEUE=queue, BENCH_INGEST_REDIS_URL=url)
+    try:
+        yield "+forward"
+    finally:
+        del os.environ["BENCH_INGEST_FORWARD_QUEUE"]
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+
+
 def run_database(name: str, folder: Path) -> list[str]:
-    with database(name, folder) as url:
+    with database(name, folder) as url, forwarding() as suffix:
         os.environ["BENCH_INGEST_DATABASE_URL"] = url
         partitioned = name == "postgresql" and PARTITION
         os.environ["BENCH_INGEST_PARTITION"] = PARTITION if partitioned else ""
-        label = f"{name}/{PARTITION}" if partitioned else name
+        label = (f"{name}/{PARTITION}" if partitioned else name) + suffix
         from .ingest_app import create_app
 
         app = create_app()
@@ -278,6 +308,10 @@ def run_database(name: str, folder: Path) -> list[str]:
                 stats.sort_stats("tottime").print_stats(TOP)
                 note(f"cProfile of {per_round:,} {load} requests on {label}, by own time:")
                 print(report.getvalue(), file=sys.stderr)
+        if suffix:
+            from flask_tracking.forwarding import get_forwarder
+
+            get_forwarder(app).close()  # its hand-over thread, before the tables go
         state = app.extensions["tracking"]
         state.engine.dispose()
         return lines

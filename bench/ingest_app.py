@@ -19,6 +19,10 @@ Environment:
 - ``BENCH_INGEST_DATABASE_URL``: the tracking database (default: a SQLite file in the
   current directory, ``bench-ingest.db``).
 - ``BENCH_INGEST_PARTITION``: ``TRACKING_PARTITION`` (``month`` or ``day``; PostgreSQL).
+- ``BENCH_INGEST_FORWARD_QUEUE`` (and ``BENCH_INGEST_REDIS_URL``): forwarding on, as a
+  platform that forwards runs it: one webhook destination, its RQ jobs put in this queue
+  of that Redis (no worker takes them: the bench measures the ingest side, the delivery
+  rows and the hand-over of their jobs).
 
 To see where a worker's time goes, sample it with py-spy while the bench runs
 (``pip install py-spy``; ``py-spy record --pid <worker pid>``).
@@ -40,6 +44,9 @@ from flask_tracking import Tracking
 from flask_tracking.models import events_table, metadata
 
 SECRET_KEY = "bench-ingest-secret-key-not-for-production"
+#: The destination of ``BENCH_INGEST_FORWARD_QUEUE``: nothing listens there, and nothing
+#: is sent (no worker takes the jobs); ingest only writes the delivery rows and jobs.
+DEAD_WEBHOOK = {"url": "http://127.0.0.1:9/bench", "secret": "bench-ingest-webhook-secret"}
 FORM = "application/x-www-form-urlencoded"
 #: The table ``/bare-store`` writes to, and the columns it fills.
 BARE_TABLE = "bench_bare_events"
@@ -83,6 +90,13 @@ def create_app() -> Flask:
         TRACKING_RATE_LIMIT=None,
         TRACKING_PARTITION=os.environ.get("BENCH_INGEST_PARTITION") or None,
     )
+    forward_queue = os.environ.get("BENCH_INGEST_FORWARD_QUEUE")
+    if forward_queue:  # one webhook destination, jobs queued in Redis (no worker runs)
+        app.config.update(
+            TRACKING_DESTINATIONS={"hook": {"kind": "webhook", "options": DEAD_WEBHOOK}},
+            TRACKING_REDIS_URL=os.environ["BENCH_INGEST_REDIS_URL"],
+            TRACKING_FORWARD_QUEUE=forward_queue,
+        )
     store_engine = create_engine(app.config["TRACKING_DATABASE_URL"])
     sqlite = store_engine.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
@@ -98,6 +112,8 @@ def create_app() -> Flask:
         return {"user_id": uid, "username": f"learner{uid}"} if uid is not None else None
 
     tracking.init_app(app)
+    if forward_queue:
+        app.extensions["tracking"].store.create_all()  # tracking_deliveries too
 
     @app.get("/login/<int:uid>")
     def login(uid: int) -> Response:
