@@ -17,18 +17,19 @@ when no hook needs the new ids. One transaction per chunk, as before:
    the same order, never in a deadlock. A straight ``COPY`` caught in one (``40P01``)
    takes the safe way too.
 
-The rows are those ``rows.pg_batch`` sends (times as naive UTC text, the JSON columns
-as ``limits.check`` encoded them). Any other error is raised wrapped as SQLAlchemy's
-(``DBAPIError``, the pool invalidated on a lost connection): the store then takes its
-usual path (``SqlStore.write``: a refused row refused alone, "unavailable" raised).
+The rows are ``rows.sqlite_values`` (the columns named in its order,
+``rows.SQLITE_COLUMNS``): the values the other inserts send (``rows.pg_batch`` holds the
+same ones), times as naive UTC text, the JSON columns as ``limits.check`` encoded them,
+the context columns as their text, all of which ``COPY``'s text format reads as they
+are. Any other error is raised wrapped as SQLAlchemy's (``DBAPIError``, the pool
+invalidated on a lost connection): the store then takes its usual path
+(``SqlStore.write``: a refused row refused alone, "unavailable" raised).
 Every wait is bound by the server's ``statement_timeout`` and, with psycopg 3, by the
 engine's watchdog (``pgdeadline.py``).
 """
 
 from __future__ import annotations
 
-import json
-import operator
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -36,17 +37,12 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DBAPIError
 
-from .event import CONTEXT_COLUMNS, FIELDS, TIME_KEYS
 from .models import failed_table
 from .partitions import IDS, Partitions
-from .rows import Encoded, sqlite_time, text_value
+from .rows import SQLITE_COLUMNS, Encoded, sqlite_values
 
-_PLAIN: Final = tuple(f.name for f in FIELDS if f.kind in ("id", "text", "code", "int"))
-_JSON: Final = tuple(f.name for f in FIELDS if f.kind == "json")
-#: The columns copied, in this order (every column but the serial ``id``).
-COPY_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *CONTEXT_COLUMNS, *_JSON)
-_plain_values = operator.itemgetter(*_PLAIN)
-_NAMES: Final = ", ".join(COPY_COLUMNS)
+#: The columns copied (every column but the serial ``id``), in the order of the values.
+_NAMES: Final = ", ".join(SQLITE_COLUMNS)
 STAGE = "tracking_import_stage"
 #: An id stored before; two chunks stored at once (``--jobs``) waiting on each other's ids.
 _UNIQUE_VIOLATION: Final = "23505"
@@ -65,26 +61,12 @@ _FROM_STAGE_PARTITIONED: Final = (
     f"WITH ids AS (INSERT INTO {IDS} (event_id, time) SELECT event_id, time FROM {STAGE}"
     " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
     f" INSERT INTO tracking_events ({_NAMES})"
-    f" SELECT {', '.join(f's.{name}' for name in COPY_COLUMNS)}"
+    f" SELECT {', '.join(f's.{name}' for name in SQLITE_COLUMNS)}"
     f" FROM {STAGE} s JOIN ids USING (event_id)"
 )
 
 #: ``(event, its JSON columns as limits.check encoded them)``, ids unique.
 Pair = tuple[Mapping[str, Any], Encoded | None]
-
-
-def copy_row(event: Mapping[str, Any], encoded: Sequence[str | None] | None) -> tuple[Any, ...]:
-    """An event as a ``COPY`` row in :data:`COPY_COLUMNS` order."""
-    context = event["context"] or {}
-    if encoded is None:
-        dumps = json.dumps
-        encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
-    return (
-        *_plain_values(event),
-        *[sqlite_time(event[key]) for key in TIME_KEYS],
-        *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
-        *encoded,
-    )
 
 
 def usable(conn: Connection) -> bool:
@@ -108,7 +90,7 @@ def copy_insert(
         conn.execute(insert(failed_table), list(failures))
     if not pairs:
         return 0
-    rows = [copy_row(event, encoded) for event, encoded in pairs]
+    rows = [sqlite_values(event, encoded) for event, encoded in pairs]
     driver: Any = conn.connection.driver_connection
     with _wrapped(conn), driver.cursor() as cursor:
         if partitions is None:
@@ -162,9 +144,9 @@ def _wrapped(conn: Connection) -> Iterator[None]:
         yield
     except conn.dialect.loaded_dbapi.Error as exc:
         dialect = conn.dialect
-        driver = conn.connection.driver_connection
+        # psycopg's dialect: a closed or broken connection (what SQLAlchemy itself asks).
         disconnect = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
-        if disconnect or getattr(driver, "closed", False):
+        if disconnect:
             conn.invalidate(exc)
         raise DBAPIError.instance(
             None,
