@@ -4,20 +4,19 @@ before, failed rows in the same transaction, rows as the other inserts write the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from test_store_insert import encoded, event, make_store
 
-from flask_tracking.engine import make_engine
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.partitions import ids_table
 from flask_tracking.store import SqlStore
 
-from support import drop_tables, service_url
+from support import partitioned_store
 
 E = events_table
 
@@ -77,14 +76,9 @@ def test_bulk_rows_equal_the_rows_of_the_other_insert(database_url: str) -> None
 
 
 @pytest.fixture
-def partitioned(tmp_path: Path) -> Any:
-    url = service_url("postgresql")
-    drop_tables(url)
-    store = SqlStore(make_engine(url, timeout=5), "month")
-    store.create_all()
-    yield store
-    store.engine.dispose()
-    drop_tables(url)
+def partitioned() -> Iterator[SqlStore]:
+    with partitioned_store("month") as store:
+        yield store
 
 
 def test_a_partitioned_store_keeps_ids_unique_across_partitions(partitioned: SqlStore) -> None:
