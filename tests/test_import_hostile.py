@@ -6,6 +6,7 @@ printed counts true, nothing new on a second import; on both databases, serial a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,30 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from flask_tracking import pgcopy, tracking_logs
+from flask_tracking import Tracking, pgcopy, tracking_logs
 from flask_tracking.failures import KEEP_RAW_BYTES, storable
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.tracking_logs import TOO_DEEP
 
+from support import partition_config, reset_database, service_url
+
 GOOD = 30
+#: Text that COPY's text format must escape (tab, newline, CR, backslash, its NULL marker
+#: ``\N`` and its end marker ``\.``), in good lines: stored as it is.
+TRICKY = "a\tb\nc\rd\\e \\N \\.\n\\.\x7f\u2028é"
+TRICKY_LINES = {
+    3: {"agent": TRICKY},
+    4: {"page": TRICKY, "agent": "\\N"},
+    5: {"event": {"note": TRICKY, "empty": "", "nul_text": "\\u0000"}},
+}
 
 
-def good(n: int, payload: str | None = None) -> str:
+def good(n: int, payload: str | None = None, **fields: Any) -> str:
     """A good line, its own event (the id comes from the content); ``payload``: the JSON
-    text of its ``event`` instead, spliced in as it is."""
+    text of its ``event`` instead, spliced in as it is; ``fields``: other values."""
     line = json.dumps(
         {
+            "agent": f"agent {n}",
             "username": f"learner{n}",
             "event_source": "server",
             "event_type": "edx.course.enrollment.activated",
@@ -33,6 +45,7 @@ def good(n: int, payload: str | None = None) -> str:
             "time": f"2024-02-01T09:{n // 60:02d}:{n % 60:02d}.000000+00:00",
             "event": "PAYLOAD" if payload else {"user_id": n, "mode": "honor", "note": "é\u2028"},
             "page": None,
+            **fields,
         }
     )
     return line.replace('"PAYLOAD"', payload) if payload else line
@@ -76,7 +89,7 @@ def hostile() -> list[tuple[str, str, str]]:
 def write_log(path: Path) -> tuple[list[str], list[tuple[str, str, str]], list[int]]:
     """The log: the good lines with the hostile ones among them (one chunk); the number
     of each hostile line."""
-    goods = [good(n) for n in range(GOOD)]
+    goods = [good(n, **TRICKY_LINES.get(n, {})) for n in range(GOOD)]
     bad = hostile()
     lines = list(goods)
     for i, (line, _, _) in enumerate(bad):  # every other line
@@ -118,6 +131,14 @@ def rows(app: Flask) -> tuple[list[Any], list[Any]]:
     return list(events), list(failed)
 
 
+def stored(app: Flask, n: int) -> Any:
+    """The row of good line ``n``."""
+    e = events_table.c
+    with app.extensions["tracking"].engine.connect() as conn:
+        query = select(e.agent, e.page, e.event).where(e.username == f"learner{n}")
+        return conn.execute(query).one()
+
+
 @pytest.mark.parametrize(
     ("jobs", "chunk"),
     [("1", tracking_logs.CHUNK), ("1", 7), ("2", tracking_logs.CHUNK), ("2", 7)],
@@ -141,6 +162,11 @@ def test_hostile_lines_among_good_ones(
     events, failed = rows(plain_app)
     assert sorted(events) == sorted(f"learner{n}" for n in range(GOOD))
     assert len(failed) == len(bad)
+    for n, fields in TRICKY_LINES.items():  # COPY's escapes undone exactly
+        row = stored(plain_app, n)
+        assert row.agent == fields.get("agent", f"agent {n}")
+        assert row.page == fields.get("page")
+        assert row.event == fields.get("event", row.event)
     by_line = {row.detail: row for row in failed}
     for number, (line, field, part) in zip(numbers, bad, strict=True):
         row = by_line.get(f"{log}:{number}")
@@ -159,3 +185,103 @@ def test_hostile_lines_among_good_ones(
     events, failed = rows(plain_app)
     assert sorted(events) == sorted(f"learner{n}" for n in range(GOOD))
     assert len(failed) == 2 * len(bad)  # a failed line is kept again each time it is read
+
+
+@pytest.fixture
+def postgresql_app(tmp_path: Path) -> Iterator[Flask]:
+    """An app on the tests' PostgreSQL (partitioned under TRACKING_TEST_PARTITION), its
+    waits bound by 1 s, edX's fields stored as they are."""
+    url = service_url("postgresql")
+    reset_database(url)
+    app = Flask("tracking_test", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        SECRET_KEY="test-secret",
+        TESTING=True,
+        TRACKING_DATABASE_URL=url,
+        TRACKING_RATE_LIMIT=None,
+        TRACKING_ANONYMIZE=False,
+        TRACKING_DB_TIMEOUT=1.0,
+        **partition_config(url),
+    )
+    Tracking().init_app(app)
+    yield app
+    app.extensions["tracking"].engine.dispose()
+
+
+#: What the database does, mid-COPY, with the row of ``learner12``: refuse it (a value
+#: no limit foresaw), end the connection, or take longer than the statement may.
+TROUBLE = {
+    "refused": "RAISE EXCEPTION 'no such learner' USING ERRCODE = '22023'",
+    "killed": "PERFORM pg_terminate_backend(pg_backend_pid())",
+    "timeout": "PERFORM pg_sleep(3)",
+}
+
+
+def chunks_of(count: int, size: int = 7) -> list[set[str]]:
+    """The usernames of the good lines, chunk by chunk."""
+    names = [f"learner{n}" for n in range(count)]
+    return [set(names[start : start + size]) for start in range(0, count, size)]
+
+
+def trouble(app: Flask, body: str | None) -> None:
+    """A trigger doing ``body`` on the row of ``learner12`` (``None``: no trigger)."""
+    with app.extensions["tracking"].engine.begin() as conn:
+        if body is None:
+            conn.exec_driver_sql("DROP TRIGGER hostile ON tracking_events")
+            conn.exec_driver_sql("DROP FUNCTION hostile()")
+            return
+        conn.exec_driver_sql(
+            "CREATE FUNCTION hostile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.username = 'learner12' THEN {body}; END IF; RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER hostile BEFORE INSERT ON tracking_events"
+            " FOR EACH ROW EXECUTE FUNCTION hostile()"
+        )
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("what", list(TROUBLE))
+def test_postgresql_trouble_mid_copy_loses_and_repeats_nothing(
+    postgresql_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, jobs: str
+) -> None:
+    """A row the database refuses is that line's failed row, the rest of its chunk
+    stored; a connection lost or a statement cut short stops the import (the database
+    is unavailable), the chunks committed stay, and importing again stores the rest:
+    every line once in the end."""
+    monkeypatch.setattr(tracking_logs, "CHUNK", 7)
+    copies = copy_calls(monkeypatch)
+    log = tmp_path / "good.log"
+    log.write_text("\n".join(good(n) for n in range(GOOD)) + "\n", encoding="utf-8")
+    trouble(postgresql_app, TROUBLE[what])
+
+    result = postgresql_app.test_cli_runner().invoke(
+        args=["tracking", "import", "-j", jobs, str(log)]
+    )
+
+    events, failed = rows(postgresql_app)
+    if what == "refused":
+        assert result.exit_code == 0, result.output
+        summary = result.output.strip().splitlines()[-1]
+        assert summary == f"read={GOOD} stored={GOOD - 1} duplicates=0 failed=1"
+        assert sorted(events) == sorted(f"learner{n}" for n in range(GOOD) if n != 12)
+        (row,) = failed
+        assert row.reasons == {"_store": ["The database refused the event: no such learner"]}
+        assert row.detail == f"{log}:13" and json.loads(row.raw)["username"] == "learner12"
+    else:
+        assert result.exit_code != 0 and result.exception is not None
+        assert "learner12" not in events and len(events) == len(set(events)) and not failed
+        # Whole chunks stored, nothing of the one cut short.
+        whole = [chunk for chunk in chunks_of(GOOD) if chunk <= set(events)]
+        assert set(events) == set().union(*whole)
+    if jobs == "1":  # COPY took every chunk but the one in trouble (and those after)
+        taken = len(chunks_of(GOOD)) - 1 if what == "refused" else 1
+        assert copies.count("stored") == taken and len(copies) == taken + 1, copies
+    trouble(postgresql_app, None)
+    before = len(events)
+
+    again = run(postgresql_app, "-j", jobs, str(log))
+
+    assert again == f"read={GOOD} stored={GOOD - before} duplicates={before} failed=0"
+    events, _ = rows(postgresql_app)
+    assert sorted(events) == sorted(f"learner{n}" for n in range(GOOD))
