@@ -80,6 +80,9 @@ def hostile() -> list[tuple[str, str, str]]:
         ('"just a string"', "_line", "No JSON object on this line."),
         (good(1011, json.dumps('{"x": NaN}')), "event", "x: nan is not a JSON number."),
         ('{"a": [1]} trailing', "_line", "Not valid JSON: Extra data"),
+        (good(1014, json.dumps("a\u0000b")), "event", "Must not contain a NUL character."),
+        (good(1015, agent="a\u0000b"), "agent", "Must not contain a NUL character."),
+        (good(1016, event_type="e" * 2000), "event_type", "Longer than 1024 bytes (2000)."),
         # Raw in the file, not escaped: a NUL and a lone surrogate inside a JSON string.
         (good(1012).replace("learner1012", "lear\x00ner"), "_line", "Invalid control character"),
         (good(1013).replace("learner1013", "lear\udcffner"), "username", "lone surrogate"),
@@ -231,7 +234,7 @@ def trouble(app: Flask, body: str | None) -> None:
             conn.exec_driver_sql("DROP FUNCTION hostile()")
             return
         conn.exec_driver_sql(
-            "CREATE FUNCTION hostile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            "CREATE OR REPLACE FUNCTION hostile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             f" IF NEW.username = 'learner12' THEN {body}; END IF; RETURN NEW; END $$"
         )
         conn.exec_driver_sql(
