@@ -5,17 +5,22 @@ when no hook needs the new ids. One transaction per chunk, as before:
 
 1. the failed rows of the chunk (a plain ``INSERT``);
 2. **plain table**: the events are copied straight into ``tracking_events`` inside a
-   savepoint (``COPY`` is what the server writes fastest: no JSON parsed, no
-   ``ON CONFLICT`` probe per row). When an id was stored before (a file imported again,
-   a concurrent writer), ``COPY`` fails on the unique index and stores nothing: the
-   savepoint is rolled back and the chunk goes the safe way, step 3;
+   savepoint, in the order of their ids (``COPY`` is what the server writes fastest:
+   no JSON parsed, no ``ON CONFLICT`` probe per row). When an id was stored before (a
+   file imported again, a concurrent writer), ``COPY`` fails on the unique index and
+   stores nothing: the savepoint is rolled back and the chunk goes the safe way, step 3;
 3. **safe way** (and always on a partitioned table): ``COPY`` into a temporary table of
    the transaction, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``
    (partitioned: the ids into ``tracking_event_ids`` first, only the rows whose id went
-   in inserted, as ``partitions.partitioned_insert`` does), in the order of the ids: two
-   chunks stored at once (``flask tracking import --jobs``) wait on each other's ids in
-   the same order, never in a deadlock. A straight ``COPY`` caught in one (``40P01``)
-   takes the safe way too.
+   in inserted, as ``partitions.partitioned_insert`` does), in the order of the ids.
+
+Both ways take the ids in one order (code points: ``COLLATE "C"``, as Python sorts), so
+two chunks stored at once (``flask tracking import --jobs``) with ids in common wait on
+each other in the same order, never in a deadlock: PostgreSQL would see one only after
+``deadlock_timeout`` (1 s), when the statement timeout (``TRACKING_DB_TIMEOUT``, 1 s by
+default) has already cut the ``COPY`` short, and the import would stop as if the
+database were unavailable. A straight ``COPY`` caught in a deadlock with another writer
+(``40P01``) takes the safe way too.
 
 The rows are ``rows.sqlite_values`` (the columns named in its order,
 ``rows.SQLITE_COLUMNS``): the values the other inserts send (``rows.pg_batch`` holds the
@@ -47,6 +52,8 @@ STAGE = "tracking_import_stage"
 #: An id stored before; two chunks stored at once (``--jobs``) waiting on each other's ids.
 _UNIQUE_VIOLATION: Final = "23505"
 DEADLOCK: Final = "40P01"
+#: The order both ways insert the ids in: Python's (code points), whatever the collation.
+_ID_ORDER: Final = 'event_id COLLATE "C"'
 _STRAIGHT: Final = f"COPY tracking_events ({_NAMES}) FROM STDIN"
 _STAGED: Final = f"COPY {STAGE} ({_NAMES}) FROM STDIN"
 _MAKE_STAGE: Final = (
@@ -55,11 +62,11 @@ _MAKE_STAGE: Final = (
 )
 _FROM_STAGE: Final = (
     f"INSERT INTO tracking_events ({_NAMES}) SELECT {_NAMES} FROM {STAGE}"
-    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING"
+    f" ORDER BY {_ID_ORDER} ON CONFLICT (event_id) DO NOTHING"
 )
 _FROM_STAGE_PARTITIONED: Final = (
     f"WITH ids AS (INSERT INTO {IDS} (event_id, time) SELECT event_id, time FROM {STAGE}"
-    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    f" ORDER BY {_ID_ORDER} ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
     f" INSERT INTO tracking_events ({_NAMES})"
     f" SELECT {', '.join(f's.{name}' for name in SQLITE_COLUMNS)}"
     f" FROM {STAGE} s JOIN ids USING (event_id)"
@@ -90,7 +97,8 @@ def copy_insert(
         conn.execute(insert(failed_table), list(failures))
     if not pairs:
         return 0
-    rows = [sqlite_values(event, encoded) for event, encoded in pairs]
+    ordered = sorted(pairs, key=lambda pair: pair[0]["event_id"])  # no deadlock: see above
+    rows = [sqlite_values(event, encoded) for event, encoded in ordered]
     driver: Any = conn.connection.driver_connection
     with _wrapped(conn), driver.cursor() as cursor:
         if partitions is None:
