@@ -1,7 +1,9 @@
 """Hostile lines among good ones in one import chunk (PostgreSQL: one ``COPY``): every
-good line stored once, every bad line kept as a failed row with its precise reason, the
-printed counts true, nothing new on a second import; on both databases, serial and with
-``--jobs 2``."""
+good line stored once (text ``COPY`` must escape stored exactly), every bad line kept as
+a failed row with its precise reason, the printed counts true, nothing new on a second
+import; on both databases, serial and with ``--jobs 2``. Then, on PostgreSQL, trouble in
+the middle of a ``COPY`` (a row refused, the connection killed, a statement timeout):
+nothing lost, nothing stored twice."""
 
 from __future__ import annotations
 
