@@ -8,7 +8,6 @@ nothing lost, nothing stored twice."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from flask_tracking import Tracking, pgcopy, tracking_logs
+from flask_tracking import pgcopy, tracking_logs
 from flask_tracking.failures import KEEP_RAW_BYTES, storable
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.tracking_logs import TOO_DEEP
 
-from support import partition_config, reset_database, service_url
+from support import AppFactory
 
 GOOD = 30
 #: Text that COPY's text format must escape (tab, newline, CR, backslash, its NULL marker
@@ -192,27 +191,6 @@ def test_hostile_lines_among_good_ones(
     assert len(failed) == 2 * len(bad)  # a failed line is kept again each time it is read
 
 
-@pytest.fixture
-def postgresql_app(tmp_path: Path) -> Iterator[Flask]:
-    """An app on the tests' PostgreSQL (partitioned under TRACKING_TEST_PARTITION), its
-    waits bound by 1 s, edX's fields stored as they are."""
-    url = service_url("postgresql")
-    reset_database(url)
-    app = Flask("tracking_test", instance_path=str(tmp_path / "instance"))
-    app.config.update(
-        SECRET_KEY="test-secret",
-        TESTING=True,
-        TRACKING_DATABASE_URL=url,
-        TRACKING_RATE_LIMIT=None,
-        TRACKING_ANONYMIZE=False,
-        TRACKING_DB_TIMEOUT=1.0,
-        **partition_config(url),
-    )
-    Tracking().init_app(app)
-    yield app
-    app.extensions["tracking"].engine.dispose()
-
-
 #: What the database does, mid-COPY, with the row of ``learner12``: refuse it (a value
 #: no limit foresaw), end the connection, or take longer than the statement may.
 TROUBLE = {
@@ -245,15 +223,17 @@ def trouble(app: Flask, body: str | None) -> None:
         )
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("jobs", ["1", "2"])
 @pytest.mark.parametrize("what", list(TROUBLE))
 def test_postgresql_trouble_mid_copy_loses_and_repeats_nothing(
-    postgresql_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, jobs: str
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, jobs: str
 ) -> None:
     """A row the database refuses is that line's failed row, the rest of its chunk
     stored; a connection lost or a statement cut short stops the import (the database
     is unavailable), the chunks committed stay, and importing again stores the rest:
     every line once in the end."""
+    postgresql_app = make_app(TRACKING_ANONYMIZE=False, TRACKING_DB_TIMEOUT=1.0)
     monkeypatch.setattr(tracking_logs, "CHUNK", 7)
     copies = copy_calls(monkeypatch)
     log = tmp_path / "good.log"
