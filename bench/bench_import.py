@@ -206,17 +206,32 @@ def run_postgresql(log: Path, folder: Path) -> list[str]:
             runs.append((f" --jobs {JOBS}", summary, ours_s))
     finally:
         drop_pg(url)
-    lines = []
-    for label, summary, ours_s in runs:
-        line = (
-            f"import postgresql{label}: {rate(summary.stored, ours_s)} events/s end to end"
-            f" vs raw psycopg COPY {rate(raw_rows, raw_s)} rows/s"
-            f" = {percent(summary.stored / ours_s, raw_rows / raw_s)} (target >= {PG_TARGET:g}%)"
-        )
-        if summary.stored != summary.read or summary.stored != EVENTS:
-            line += f" [WARNING: {summary}]"
-        lines.append(line)
-    return lines
+    baseline = ("raw psycopg COPY", raw_rows, raw_s, PG_TARGET)
+    return [
+        result_line(f"postgresql{label}", summary, ours_s, *baseline)
+        for label, summary, ours_s in runs
+    ]
+
+
+def result_line(
+    what: str,
+    summary: Any,
+    ours_s: float,
+    baseline: str,
+    raw_rows: int,
+    raw_s: float,
+    target: float,
+) -> str:
+    """The bench's line for one import: our rate beside the baseline's, and a warning
+    when the import did not store every line."""
+    line = (
+        f"import {what}: {rate(summary.stored, ours_s)} events/s end to end"
+        f" vs {baseline} {rate(raw_rows, raw_s)} rows/s"
+        f" = {percent(summary.stored / ours_s, raw_rows / raw_s)} (target >= {target:g}%)"
+    )
+    if summary.stored != summary.read or summary.stored != EVENTS:
+        line += f" [WARNING: {summary}]"
+    return line
 
 
 def run() -> list[str]:
@@ -242,13 +257,7 @@ def run() -> list[str]:
         for round_ in range(BASELINE_ROUNDS):
             raw_rows, seconds = raw_executemany(folder / "ours.db", folder / f"raw{round_}.db")
             raw_s = min(raw_s, seconds)
-    ours_rate = summary.stored / ours_s
-    raw_rate = raw_rows / raw_s
-    line = (
-        f"import sqlite: {rate(summary.stored, ours_s)} events/s end to end"
-        f" vs raw sqlite3 executemany {rate(raw_rows, raw_s)} rows/s"
-        f" = {percent(ours_rate, raw_rate)} (target >= {TARGET:g}%)"
+    line = result_line(
+        "sqlite", summary, ours_s, "raw sqlite3 executemany", raw_rows, raw_s, TARGET
     )
-    if summary.stored != summary.read or summary.stored != EVENTS:
-        line += f" [WARNING: {summary}]"
     return [line, *out]

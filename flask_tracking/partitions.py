@@ -258,10 +258,10 @@ class Partitions:
     def __init__(self, engine: Engine, unit: str) -> None:
         self.engine = engine
         self.unit = unit
-        #: name -> (start, end) of the partitions known to exist; replaced, never changed
-        #: in place (threads read it without a lock).
+        #: name -> (start, end) of the partitions known to exist (empty until the list
+        #: is read: every period is missing then); replaced, never changed in place
+        #: (threads read it without a lock).
         self._known: dict[str, tuple[datetime, datetime]] = {}
-        self._loaded = False
         self._retried_at = float("-inf")
 
     def create_all(self) -> list[str]:
@@ -278,10 +278,8 @@ class Partitions:
                 when = when.astimezone(UTC)
             keys.add((when.year, when.month, when.day if day else 1))
         known = self._known
-        if not self._loaded:
-            return [period_of(self.unit, datetime(*key)) for key in keys]
         periods = (period_of(self.unit, datetime(*key)) for key in keys)
-        return [p for p in periods if p.name not in known and not _covered(known, p)]
+        return [p for p in periods if not _covered(known, p)]
 
     def ensure(self, conn: Connection, times: Iterable[datetime]) -> None:
         """Make sure the partitions holding ``times`` exist (before inserting them).
@@ -301,7 +299,6 @@ class Partitions:
         if not periods:
             return
         self._known = read()  # another process may have made them
-        self._loaded = True
         periods = [p for p in periods if not _covered(self._known, p)]
         if periods:
             make_partitions(self.engine, periods)
@@ -321,7 +318,6 @@ class Partitions:
     def forget(self) -> None:
         """Read the partitions again before the next insert (one may have been dropped)."""
         self._known = {}
-        self._loaded = False
 
 
 def _covered(known: dict[str, tuple[datetime, datetime]], period: Period) -> bool:

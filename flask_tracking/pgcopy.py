@@ -5,30 +5,36 @@ when no hook needs the new ids. One transaction per chunk, as before:
 
 1. the failed rows of the chunk (a plain ``INSERT``);
 2. **plain table**: the events are copied straight into ``tracking_events`` inside a
-   savepoint (``COPY`` is what the server writes fastest: no JSON parsed, no
-   ``ON CONFLICT`` probe per row). When an id was stored before (a file imported again,
-   a concurrent writer), ``COPY`` fails on the unique index and stores nothing: the
-   savepoint is rolled back and the chunk goes the safe way, step 3;
+   savepoint, in the order of their ids (``COPY`` is what the server writes fastest:
+   no JSON parsed, no ``ON CONFLICT`` probe per row). When an id was stored before (a
+   file imported again, a concurrent writer), ``COPY`` fails on the unique index and
+   stores nothing: the savepoint is rolled back and the chunk goes the safe way, step 3;
 3. **safe way** (and always on a partitioned table): ``COPY`` into a temporary table of
    the transaction, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``
    (partitioned: the ids into ``tracking_event_ids`` first, only the rows whose id went
-   in inserted, as ``partitions.partitioned_insert`` does), in the order of the ids: two
-   chunks stored at once (``flask tracking import --jobs``) wait on each other's ids in
-   the same order, never in a deadlock. A straight ``COPY`` caught in one (``40P01``)
-   takes the safe way too.
+   in inserted, as ``partitions.partitioned_insert`` does), in the order of the ids.
 
-The rows are those ``rows.pg_batch`` sends (times as naive UTC text, the JSON columns
-as ``limits.check`` encoded them). Any other error is raised wrapped as SQLAlchemy's
-(``DBAPIError``, the pool invalidated on a lost connection): the store then takes its
-usual path (``SqlStore.write``: a refused row refused alone, "unavailable" raised).
+Both ways take the ids in one order (code points: ``COLLATE "C"``, as Python sorts), so
+two chunks stored at once (``flask tracking import --jobs``) with ids in common wait on
+each other in the same order, never in a deadlock: PostgreSQL would see one only after
+``deadlock_timeout`` (1 s), when the statement timeout (``TRACKING_DB_TIMEOUT``, 1 s by
+default) has already cut the ``COPY`` short, and the import would stop as if the
+database were unavailable. A straight ``COPY`` caught in a deadlock with another writer
+(``40P01``) takes the safe way too.
+
+The rows are ``rows.sqlite_values`` (the columns named in its order,
+``rows.SQLITE_COLUMNS``): the values the other inserts send (``rows.pg_batch`` holds the
+same ones), times as naive UTC text, the JSON columns as ``limits.check`` encoded them,
+the context columns as their text, all of which ``COPY``'s text format reads as they
+are. Any other error is raised wrapped as SQLAlchemy's (``DBAPIError``, the pool
+invalidated on a lost connection): the store then takes its usual path
+(``SqlStore.write``: a refused row refused alone, "unavailable" raised).
 Every wait is bound by the server's ``statement_timeout`` and, with psycopg 3, by the
 engine's watchdog (``pgdeadline.py``).
 """
 
 from __future__ import annotations
 
-import json
-import operator
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -36,21 +42,18 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DBAPIError
 
-from .event import CONTEXT_COLUMNS, FIELDS, TIME_KEYS
 from .models import failed_table
 from .partitions import IDS, Partitions
-from .rows import Encoded, sqlite_time, text_value
+from .rows import SQLITE_COLUMNS, Encoded, sqlite_values
 
-_PLAIN: Final = tuple(f.name for f in FIELDS if f.kind in ("id", "text", "code", "int"))
-_JSON: Final = tuple(f.name for f in FIELDS if f.kind == "json")
-#: The columns copied, in this order (every column but the serial ``id``).
-COPY_COLUMNS: Final[tuple[str, ...]] = (*_PLAIN, *TIME_KEYS, *CONTEXT_COLUMNS, *_JSON)
-_plain_values = operator.itemgetter(*_PLAIN)
-_NAMES: Final = ", ".join(COPY_COLUMNS)
+#: The columns copied (every column but the serial ``id``), in the order of the values.
+_NAMES: Final = ", ".join(SQLITE_COLUMNS)
 STAGE = "tracking_import_stage"
 #: An id stored before; two chunks stored at once (``--jobs``) waiting on each other's ids.
 _UNIQUE_VIOLATION: Final = "23505"
 DEADLOCK: Final = "40P01"
+#: The order both ways insert the ids in: Python's (code points), whatever the collation.
+_ID_ORDER: Final = 'event_id COLLATE "C"'
 _STRAIGHT: Final = f"COPY tracking_events ({_NAMES}) FROM STDIN"
 _STAGED: Final = f"COPY {STAGE} ({_NAMES}) FROM STDIN"
 _MAKE_STAGE: Final = (
@@ -59,32 +62,18 @@ _MAKE_STAGE: Final = (
 )
 _FROM_STAGE: Final = (
     f"INSERT INTO tracking_events ({_NAMES}) SELECT {_NAMES} FROM {STAGE}"
-    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING"
+    f" ORDER BY {_ID_ORDER} ON CONFLICT (event_id) DO NOTHING"
 )
 _FROM_STAGE_PARTITIONED: Final = (
     f"WITH ids AS (INSERT INTO {IDS} (event_id, time) SELECT event_id, time FROM {STAGE}"
-    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    f" ORDER BY {_ID_ORDER} ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
     f" INSERT INTO tracking_events ({_NAMES})"
-    f" SELECT {', '.join(f's.{name}' for name in COPY_COLUMNS)}"
+    f" SELECT {', '.join(f's.{name}' for name in SQLITE_COLUMNS)}"
     f" FROM {STAGE} s JOIN ids USING (event_id)"
 )
 
 #: ``(event, its JSON columns as limits.check encoded them)``, ids unique.
 Pair = tuple[Mapping[str, Any], Encoded | None]
-
-
-def copy_row(event: Mapping[str, Any], encoded: Sequence[str | None] | None) -> tuple[Any, ...]:
-    """An event as a ``COPY`` row in :data:`COPY_COLUMNS` order."""
-    context = event["context"] or {}
-    if encoded is None:
-        dumps = json.dumps
-        encoded = [None if event[key] is None else dumps(event[key]) for key in _JSON]
-    return (
-        *_plain_values(event),
-        *[sqlite_time(event[key]) for key in TIME_KEYS],
-        *[text_value(context.get(name)) for name in CONTEXT_COLUMNS],
-        *encoded,
-    )
 
 
 def usable(conn: Connection) -> bool:
@@ -108,7 +97,8 @@ def copy_insert(
         conn.execute(insert(failed_table), list(failures))
     if not pairs:
         return 0
-    rows = [copy_row(event, encoded) for event, encoded in pairs]
+    ordered = sorted(pairs, key=lambda pair: pair[0]["event_id"])  # no deadlock: see above
+    rows = [sqlite_values(event, encoded) for event, encoded in ordered]
     driver: Any = conn.connection.driver_connection
     with _wrapped(conn), driver.cursor() as cursor:
         if partitions is None:
@@ -162,9 +152,9 @@ def _wrapped(conn: Connection) -> Iterator[None]:
         yield
     except conn.dialect.loaded_dbapi.Error as exc:
         dialect = conn.dialect
-        driver = conn.connection.driver_connection
+        # psycopg's dialect: a closed or broken connection (what SQLAlchemy itself asks).
         disconnect = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
-        if disconnect or getattr(driver, "closed", False):
+        if disconnect:
             conn.invalidate(exc)
         raise DBAPIError.instance(
             None,

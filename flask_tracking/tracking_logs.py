@@ -68,6 +68,10 @@ def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, int, str]]:
                     yield path, number, line
 
 
+#: Why a line whose JSON nests deeper than Python's parser goes is refused.
+TOO_DEEP = "The line's JSON is nested too deeply to decode."
+
+
 def _decode(line: str) -> dict[str, Any]:
     """The JSON object of a line, after any logging prefix (``... - {...}``)."""
     start = line.find("{")
@@ -77,6 +81,8 @@ def _decode(line: str) -> dict[str, Any]:
         value = json.loads(line[start:])
     except ValueError as exc:
         raise LineError(f"Not valid JSON: {exc}.") from None
+    except RecursionError:  # Python's parser gives up (a thousand levels or so)
+        raise LineError(TOO_DEEP) from None
     if not isinstance(value, dict):
         raise LineError("The line's JSON is not an object.")
     return value
@@ -125,6 +131,8 @@ def import_chunk(
             return parse_line(_decode(item[2]), received_at=received_at)
         except LineError as exc:
             raise EventRejected({"_line": [str(exc)]}) from None
+        except RecursionError:  # a JSON string in the line (its context) nested as deep
+            raise EventRejected({"_line": [TOO_DEEP]}) from None
 
     done = tracker.submit("import", chunk, build, _describe_line, bulk=True)
     return ImportSummary(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -18,6 +19,9 @@ from sqlalchemy import create_engine, select
 
 from flask_tracking import FailedEvent, TrackingEvent
 from flask_tracking.models import metadata
+
+if TYPE_CHECKING:
+    from flask_tracking.store import SqlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Real tracking-log lines kept in the repository (provenance and licences: its README.md).
@@ -115,6 +119,24 @@ def drop_tables(url: str) -> None:
         metadata.drop_all(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def partitioned_store(unit: str = "month") -> Iterator[SqlStore]:
+    """A store on the tests' PostgreSQL with ``tracking_events`` partitioned by ``unit``
+    (whatever TRACKING_TEST_PARTITION says): the tables made anew, dropped after."""
+    from flask_tracking.engine import make_engine
+    from flask_tracking.store import SqlStore
+
+    url = service_url("postgresql")
+    drop_tables(url)
+    store = SqlStore(make_engine(url, timeout=5), unit)
+    store.create_all()
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+        drop_tables(url)
 
 
 def reset_database(url: str) -> None:

@@ -4,20 +4,22 @@ before, failed rows in the same transaction, rows as the other inserts write the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from test_store_insert import encoded, event, make_store
 
+from flask_tracking import pgcopy
 from flask_tracking.engine import make_engine
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.partitions import ids_table
 from flask_tracking.store import SqlStore
 
-from support import drop_tables, service_url
+from support import drop_tables, partitioned_store, service_url
 
 E = events_table
 
@@ -77,14 +79,9 @@ def test_bulk_rows_equal_the_rows_of_the_other_insert(database_url: str) -> None
 
 
 @pytest.fixture
-def partitioned(tmp_path: Path) -> Any:
-    url = service_url("postgresql")
-    drop_tables(url)
-    store = SqlStore(make_engine(url, timeout=5), "month")
-    store.create_all()
-    yield store
-    store.engine.dispose()
-    drop_tables(url)
+def partitioned() -> Iterator[SqlStore]:
+    with partitioned_store("month") as store:
+        yield store
 
 
 def test_a_partitioned_store_keeps_ids_unique_across_partitions(partitioned: SqlStore) -> None:
@@ -113,3 +110,64 @@ def test_an_id_from_another_writer_is_a_duplicate(database_url: str) -> None:
         stored = sorted(conn.execute(select(E.c.event_id)).scalars())
     assert stored == sorted(e["event_id"] for e in events)
     store.engine.dispose()
+
+
+def test_postgresql_two_chunks_crossing_ids_never_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two chunks stored at once (``--jobs``) into a plain table, the same two ids in
+    opposite orders, with the default 1 s bound (TRACKING_DB_TIMEOUT: statement and
+    lock timeouts of 1 s, PostgreSQL's deadlock check after 1 s too): both COPYs go in
+    the order of the ids, so one waits for the other and finds its ids stored, never a
+    deadlock (which the statement timeout would cut short first: "unavailable", the
+    import stopped). Each id stored once, by one of them."""
+    url = service_url("postgresql")
+    drop_tables(url)
+    stores = [SqlStore(make_engine(url, timeout=1.0)), SqlStore(make_engine(url, timeout=1.0))]
+    stores[0].create_all()
+    with stores[0].engine.begin() as conn:
+        # Each COPY waits (0.5 s at most) for the other to start (sessions meet on
+        # advisory locks, held to the end of the session), then each row takes a
+        # little while: the first rows go in together.
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION meet() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " DECLARE tries int := 0; BEGIN"
+            " PERFORM pg_advisory_lock(4242, pg_backend_pid());"
+            " WHILE tries < 50 AND (SELECT count(DISTINCT pid) FROM pg_locks"
+            "  WHERE locktype = 'advisory' AND classid = 4242 AND objsubid = 2) < 2"
+            " LOOP PERFORM pg_sleep(0.01); tries := tries + 1; END LOOP;"
+            " PERFORM pg_sleep(0.05); RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER meet BEFORE INSERT ON tracking_events"
+            " FOR EACH ROW EXECUTE FUNCTION meet()"
+        )
+    pair = [event(1), event(2)]
+    chunks = [pair, pair[::-1]]
+    refused: list[str | None] = []  # the sqlstate of each COPY that failed
+    real_copy = pgcopy._copy
+
+    def copy(cursor: Any, sql: str, rows: Any) -> None:
+        try:
+            real_copy(cursor, sql, rows)
+        except Exception as exc:
+            refused.append(getattr(exc, "sqlstate", None))
+            raise
+
+    monkeypatch.setattr(pgcopy, "_copy", copy)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done = [
+                pool.submit(store.insert_many, chunk, (), encoded(chunk))
+                for store, chunk in zip(stores, chunks, strict=True)
+            ]
+            results = [future.result() for future in done]
+        assert sorted(results) == [(0, []), (2, [])]
+        assert count(stores[0]) == 2
+        assert refused == ["23505"]  # the second straight COPY: the first's ids stored
+    finally:
+        with stores[0].engine.begin() as conn:
+            conn.exec_driver_sql("DROP FUNCTION meet() CASCADE")
+        for store in stores:
+            store.engine.dispose()
+        drop_tables(url)

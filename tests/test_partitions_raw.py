@@ -14,23 +14,18 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from test_store_insert import encoded, event
 
-from flask_tracking.engine import is_unavailable, make_engine
+from flask_tracking.engine import is_unavailable
 from flask_tracking.models import events_table
 from flask_tracking.partitions import existing, ids_table
 from flask_tracking.store import SqlStore
 
-from support import drop_tables, service_url
+from support import partitioned_store
 
 
 @pytest.fixture
 def store() -> Iterator[SqlStore]:
-    url = service_url("postgresql")
-    drop_tables(url)
-    made = SqlStore(make_engine(url, timeout=5), "month")
-    made.create_all()
-    yield made
-    made.engine.dispose()
-    drop_tables(url)
+    with partitioned_store("month") as made:
+        yield made
 
 
 def at(n: int, when: datetime) -> Any:
