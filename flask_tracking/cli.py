@@ -20,6 +20,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .catalog.cli import catalog_command, export_catalog, init_catalog
+from .catalog.table import widen_seen
+from .errors import StoreUnavailable
 from .forwarding.cli import forward_command, worker_command
 from .import_jobs import import_parallel
 from .models import metadata
@@ -116,6 +118,21 @@ def import_command(files: tuple[str, ...], jobs: int) -> None:
                 "An import worker process died (killed?). The chunks it committed are"
                 " stored; import the same files again to store the rest."
             ) from None
+        except StoreUnavailable as exc:
+            raise click.ClickException(
+                f"The tracking database {database_name(state)} became unavailable during"
+                f" the import ({exc}). The chunks committed before are stored; import the"
+                " same files again to store the rest (the stored lines count as duplicates)."
+            ) from None
+        if summary.stored and summary.first is not None and summary.last is not None:
+            try:
+                widen_seen(state.engine, summary.first, summary.last)
+            except Exception as exc:  # the events are imported either way
+                click.echo(
+                    "warning: the catalog's first and last seen were not widened"
+                    f" ({type(exc).__name__}); run `flask tracking catalog --sync`.",
+                    err=True,
+                )
     click.echo(str(summary))
 
 

@@ -33,6 +33,10 @@ class ImportSummary:
     failed: int = 0
     #: Dropped on purpose by a processor (shown only when there are any).
     dropped: int = 0
+    #: The earliest and latest ``time`` of the events that went to the store (stored now
+    #: or before): the range the catalog's first and last seen are widened by.
+    first: datetime | None = None
+    last: datetime | None = None
 
     def __str__(self) -> str:
         line = (
@@ -48,6 +52,10 @@ class ImportSummary:
         self.duplicates += other.duplicates
         self.failed += other.failed
         self.dropped += other.dropped
+        if other.first is not None and (self.first is None or other.first < self.first):
+            self.first = other.first
+        if other.last is not None and (self.last is None or other.last > self.last):
+            self.last = other.last
 
 
 def open_log(path: str) -> IO[str]:
@@ -135,11 +143,14 @@ def import_chunk(
             raise EventRejected({"_line": [TOO_DEEP]}) from None
 
     done = tracker.submit("import", chunk, build, _describe_line, bulk=True)
+    times = [event["time"] for event in done.ready]
     return ImportSummary(
         stored=done.stored_count,
         failed=len(done.failed),
         dropped=len(done.dropped),
         duplicates=len(done.ready) - done.stored_count,
+        first=min(times, default=None),
+        last=max(times, default=None),
     )
 
 

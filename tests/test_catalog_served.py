@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,58 @@ def test_aliases_and_source_aliases_count_for_their_row(make_app: AppFactory) ->
     assert rows["problem_check", "server", 1]["last_seen"] is not None
     assert rows["play_video", "browser", 1]["last_seen"] is not None
     assert rows["problem_check", "browser", 1]["last_seen"] is None
+
+
+def _log_line(when: str, event_type: str, data: Any, source: str = "server") -> str:
+    return json.dumps(
+        {
+            "username": "learner",
+            "event_source": source,
+            "event_type": event_type,
+            "event": data if source == "server" else json.dumps(data),
+            "time": when,
+            "context": {"course_id": "course-v1:Org+Num+Run", "org_id": "Org"},
+            "host": "courses.example.org",
+            "page": None,
+        }
+    )
+
+
+def test_import_widens_first_and_last_seen_by_what_it_imported(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    app = make_app(make_tracking())
+    cli(app, "init-db")
+    check, play = EXAMPLES["server", "problem_check"], EXAMPLES["browser", "play_video"]
+    log = tmp_path / "a.log"
+    log.write_text(
+        "\n".join(
+            [
+                _log_line("2023-05-02T10:00:00+00:00", "problem_check", check),
+                _log_line("2023-05-09T10:00:00+00:00", "problem_check", check),
+                _log_line("2023-05-04T10:00:00+00:00", "play_video", play, "browser"),
+            ]
+        )
+        + "\n"
+    )
+    assert cli(app, "import", str(log)).output.strip() == "read=3 stored=3 duplicates=0 failed=0"
+    rows = table(app)
+    seen = (datetime(2023, 5, 2, 10), datetime(2023, 5, 9, 10))
+    assert (
+        rows["problem_check", "server", 1]["first_seen"],
+        rows["problem_check", "server", 1]["last_seen"],
+    ) == seen
+    may4 = datetime(2023, 5, 4, 10)
+    assert (
+        rows["play_video", "browser", 1]["first_seen"],
+        rows["play_video", "browser", 1]["last_seen"],
+    ) == (may4, may4)
+    assert rows["problem_check", "browser", 1]["first_seen"] is None
+
+    # An older line widens the start only; a repeated import changes nothing.
+    older = tmp_path / "b.log"
+    older.write_text(_log_line("2022-01-01T00:00:00+00:00", "problem_check", check) + "\n")
+    cli(app, "import", str(older))
+    cli(app, "import", str(log))
+    row = table(app)["problem_check", "server", 1]
+    assert (row["first_seen"], row["last_seen"]) == (datetime(2022, 1, 1), seen[1])
