@@ -29,6 +29,7 @@ from flask_tracking.forwarding import (
     deliveries_table,
 )
 from flask_tracking.forwarding.batches import Batch, idempotency_key
+from flask_tracking.forwarding.newrows import write_new
 from flask_tracking.forwarding.sql import utcnow
 from flask_tracking.models import events_table
 
@@ -106,7 +107,7 @@ def test_rows_are_written_in_the_storing_transaction(app: Flask) -> None:
     assert len({r.job_id for r in found if r.job_id}) == 2
     assert set(states(app, "x")) == set(ids)
 
-    def boom(conn: Any, stored: list[str]) -> None:
+    def boom(conn: Any, stored: list[Any]) -> None:
         raise RuntimeError("a later hook failed")
 
     state = get_state(app)
@@ -118,6 +119,49 @@ def test_rows_are_written_in_the_storing_transaction(app: Flask) -> None:
         state.store.insert_hooks.remove(boom)
     assert len(rows(app)) == 120  # rolled back with the events
     assert state.store.count() == 120
+
+
+def test_a_new_row_resets_one_left_by_a_reused_key(app: Flask) -> None:
+    """A delivery row whose event key comes back (SQLite hands out the key of pruned
+    rows again) becomes a new pending row with the new job, every field reset."""
+    assert rows(app) == []
+    store(app, [event(1)])
+    (row,) = rows(app)
+    old = utcnow() - timedelta(days=3)
+    with get_state(app).engine.begin() as conn:
+        conn.execute(
+            update(D).values(
+                state=FAILED,
+                attempts=3,
+                last_error="gone",
+                delivered_at=old,
+                created_at=old,
+                claim_token="t",
+                claimed_until=old,
+                job_id="old-job",
+            )
+        )
+    now = utcnow().replace(microsecond=0)
+    with get_state(app).engine.begin() as conn:
+        write_new(
+            conn,
+            [(row.event_pk, "x", "new-job"), (row.event_pk, "y", None)],
+            now,
+            postgresql=conn.dialect.name == "postgresql",
+        )
+    again = {r.destination: r for r in rows(app)}
+    assert set(again) == {"x", "y"}
+    for destination, job in (("x", "new-job"), ("y", None)):
+        fresh = again[destination]
+        assert (fresh.event_pk, fresh.state, fresh.attempts, fresh.job_id) == (
+            row.event_pk,
+            PENDING,
+            0,
+            job,
+        )
+        assert fresh.last_error is fresh.delivered_at is fresh.claim_token is None
+        assert fresh.claimed_until is None
+        assert fresh.created_at == fresh.updated_at == fresh.next_attempt_at == now
 
 
 def test_a_job_run_again_sends_nothing_twice(app: Flask) -> None:

@@ -38,14 +38,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..redact import REDACTING, exception_text, redact
 from ..rows import NewRow
 from .backlog import Backlog
 from .batches import Batch, Outcome, Plan
 from .destinations import DeliveryError, PermanentError, RetryableError, Target
-from .models import DELIVERED, FAILED, PENDING
+from .models import DELIVERED, FAILED
+from .newrows import NewDelivery, write_new
 from .outgoing import line_columns, prepare
 from .sql import CHUNK, D, E, chunks, clip, still_pending, unclaimed, utcnow
 
@@ -86,25 +86,6 @@ class Outbox(Backlog):
             ":memory:",
         )
         self.new_job_id = new_job_id
-        insert = (postgresql if self._pg else sqlite).insert(D)
-        self._upsert = insert.on_conflict_do_update(
-            index_elements=["event_pk", "destination"],
-            set_={
-                name: insert.excluded[name]
-                for name in (
-                    "state",
-                    "attempts",
-                    "last_error",
-                    "created_at",
-                    "updated_at",
-                    "delivered_at",
-                    "next_attempt_at",
-                    "job_id",
-                    "claim_token",
-                    "claimed_until",
-                )
-            },
-        )
         self._line_columns = line_columns()
 
     # -- producing (inside the storing transaction) --------------------------------------
@@ -122,7 +103,7 @@ class Outbox(Backlog):
             for row in new
         )
         now = utcnow()
-        records: list[dict[str, Any]] = []
+        records: list[NewDelivery] = []
         for name, target in self.targets.items():
             pks = [
                 pk
@@ -137,9 +118,8 @@ class Outbox(Backlog):
                 else:
                     job_id = self.new_job_id()
                     plan.batches.append(Batch(job_id, name, list(part)))
-                records.extend(_new_row(pk, name, job_id, now) for pk in part)
-        if records:
-            conn.execute(self._upsert, records)
+                records.extend((pk, name, job_id) for pk in part)
+        write_new(conn, records, now, postgresql=self._pg)
         return plan
 
     def assign(self, batch: Batch) -> int:
@@ -342,20 +322,3 @@ class Outbox(Backlog):
                     )
         except Exception:
             logger.exception("Could not release %d claimed deliveries; the lease will.", len(rows))
-
-
-def _new_row(pk: int, destination: str, job_id: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "event_pk": pk,
-        "destination": destination,
-        "state": PENDING,
-        "attempts": 0,
-        "last_error": None,
-        "created_at": now,
-        "updated_at": now,
-        "delivered_at": None,
-        "next_attempt_at": now,
-        "job_id": job_id,
-        "claim_token": None,
-        "claimed_until": None,
-    }
