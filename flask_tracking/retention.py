@@ -224,8 +224,11 @@ def _drop(
         if conn.exec_driver_sql(pending_sql).scalar():
             report.kept_partitions.append(name)
             return False
+        # Counted here, not under the lock below, which holds ingest for as long as it
+        # lasts (a late event stored in between is dropped too, uncounted).
+        events = conn.execute(select(func.count()).select_from(part)).scalar_one()
         if report.dry_run:
-            report.events += conn.execute(select(func.count()).select_from(part)).scalar_one()
+            report.events += events
             report.deliveries += conn.exec_driver_sql(
                 f"SELECT count(*) FROM ({in_part}) AS x"
             ).scalar_one()
@@ -251,11 +254,14 @@ def _drop(
             break
     try:
         with _writing(store) as conn:
+            # Dropping a partition locks the parent too. The parent first, as every query
+            # of tracking_events takes them: partition first deadlocks with a query that
+            # holds the parent and waits for that partition.
+            conn.exec_driver_sql(f"LOCK TABLE ONLY {E.name} IN ACCESS EXCLUSIVE MODE")
             conn.exec_driver_sql(f'LOCK TABLE "{name}" IN ACCESS EXCLUSIVE MODE')
             if conn.exec_driver_sql(pending_sql).scalar():  # came since: keep it after all
                 report.kept_partitions.append(name)
                 return False
-            events = conn.execute(select(func.count()).select_from(part)).scalar_one()
             conn.exec_driver_sql(f'DROP TABLE "{name}"')
     except OperationalError as exc:  # a lock not granted within TRACKING_DB_TIMEOUT
         if getattr(exc.orig, "sqlstate", None) != "55P03":

@@ -4,6 +4,7 @@ deliveries, ids and failed rows; an event with a pending delivery never goes."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -316,6 +317,52 @@ def test_a_partition_in_use_is_kept_for_the_next_prune(tmp_path: Path) -> None:
         assert again.dropped == ["tracking_events_p2020_01"] and event_ids(app) == set()
     finally:
         reader.dispose()
+        forwarder_of(app).close()
+        state.engine.dispose()
+
+
+def test_a_drop_and_a_query_of_every_partition_never_deadlock(tmp_path: Path) -> None:
+    """A query of tracking_events locks the parent, then each partition; the drop takes
+    them in the same order, so it waits for the query instead of holding the partition
+    the query needs next (which deadlocked, and one of the two failed)."""
+    url = service_url("postgresql")
+    drop_tables(url)
+    config = {"INSTANCE_PATH": str(tmp_path / "i"), "TRACKING_DATABASE_URL": url}
+    app = make_app({**config, "TRACKING_PARTITION": "month", "TRACKING_DB_TIMEOUT": 20})
+    state = get_state(app)
+    reader, watcher = create_engine(url), create_engine(url)
+    outcome: dict[str, Any] = {}
+
+    def run_prune() -> None:
+        try:
+            outcome["report"] = prune(state.store, at(2020, 3, 1))
+        except Exception as exc:
+            outcome["error"] = exc
+
+    def drop_waits_for_the_parent() -> bool:
+        with watcher.connect() as conn:
+            waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass"
+            return bool(conn.exec_driver_sql(waiting, ("tracking_events",)).scalar())
+
+    try:
+        state.store.create_all()
+        old = put(app, at(2020, 1, 10))
+        with reader.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            # Where a query of every partition stands once it has the parent.
+            conn.exec_driver_sql("LOCK TABLE ONLY tracking_events IN ACCESS SHARE MODE")
+            thread = threading.Thread(target=run_prune)
+            thread.start()
+            wait_until(drop_waits_for_the_parent, 15, "the drop waiting for the parent")
+            assert conn.exec_driver_sql("SELECT event_id FROM tracking_events").scalars().all()
+            conn.exec_driver_sql("COMMIT")
+        thread.join(30)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["report"].dropped == ["tracking_events_p2020_01"]
+        assert old not in event_ids(app)
+    finally:
+        reader.dispose()
+        watcher.dispose()
         forwarder_of(app).close()
         state.engine.dispose()
 
