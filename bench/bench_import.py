@@ -87,7 +87,7 @@ def import_file(log: Path, db: Path, url: str | None = None, jobs: int = 1) -> t
     from flask_tracking import Tracking
     from flask_tracking.extension import get_state
     from flask_tracking.import_jobs import import_parallel
-    from flask_tracking.tracking_logs import read_lines
+    from flask_tracking.logfiles import read_lines
 
     app = Flask("bench_import", instance_path=str(db.parent / "instance"))
     app.config.update(SECRET_KEY="bench-secret", TRACKING_DATABASE_URL=url or f"sqlite:///{db}")

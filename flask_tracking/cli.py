@@ -24,6 +24,7 @@ from .catalog.table import widen_seen
 from .errors import StoreUnavailable
 from .forwarding.cli import forward_command, worker_command
 from .import_jobs import import_parallel
+from .logfiles import LINE_FACTOR, LogReader
 from .models import metadata
 from .partitions import existing
 from .reports.cli import report_command
@@ -31,7 +32,7 @@ from .retention import prune
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
-from .tracking_logs import export_lines, read_lines
+from .tracking_logs import export_lines
 
 cli = AppGroup(
     "tracking",
@@ -109,10 +110,11 @@ def init_db_command() -> None:
 def import_command(files: tuple[str, ...], jobs: int) -> None:
     """Import edX tracking logs (JSON lines, gzip too). Broken lines go to the failed table."""
     state = get_state()
+    reader = LogReader(files, LINE_FACTOR * state.config.max_event_bytes)
     with database_errors(state):
         state.store.create_all()
         try:
-            summary = import_parallel(state.tracker, read_lines(files), jobs)
+            summary = import_parallel(state.tracker, reader, jobs)
         except BrokenProcessPool:
             raise click.ClickException(
                 "An import worker process died (killed?). The chunks it committed are"
@@ -134,6 +136,11 @@ def import_command(files: tuple[str, ...], jobs: int) -> None:
                     err=True,
                 )
     click.echo(str(summary))
+    if reader.unreadable:
+        raise click.ClickException(
+            "Not every file could be read to its end; the lines read before are imported,"
+            " and a failed row says where each file stopped:\n  " + "\n  ".join(reader.unreadable)
+        )
 
 
 @cli.command("prune")

@@ -9,17 +9,22 @@ cannot hold, a failing privacy processor, a torn spool line), what is kept in
   larger, with its size and SHA-256), and the table keeps the newest
   ``TRACKING_MAX_FAILED_EVENTS`` rows (``SqlStore.prune_failed``),
 - holds no raw identity when ``TRACKING_ANONYMIZE`` is on: usernames, user ids, IPs and
-  sessions found in the raw text are anonymised like stored events.
+  sessions found in the raw text are anonymised like stored events,
+- is kept once when its input is read again (:func:`not_kept_yet`: a log imported
+  twice refuses the same lines twice, and the second time adds no row).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sqlalchemy import Engine, select
+
+from .models import failed_table
 from .privacy import Anonymizer
 
 #: Bytes of ``raw`` a failed row keeps (an event is at most TRACKING_MAX_EVENT_BYTES).
@@ -132,3 +137,26 @@ class FailureRecorder:
             return json.dumps(raw, default=str, ensure_ascii=False)
         except (RecursionError, ValueError):
             return json.dumps(_capped(raw, KEEP_DEPTH), default=str, ensure_ascii=False)
+
+
+#: Origins whose inputs are read again on purpose (importing the same files twice).
+REREAD_ORIGINS: Final = frozenset({"import"})
+_LOOKUP = 500
+
+
+def not_kept_yet(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without those of :data:`REREAD_ORIGINS` already kept: the same origin,
+    ``detail`` (file and line) and ``raw``. Others pass as they are."""
+    details = sorted({r["detail"] for r in rows if r["origin"] in REREAD_ORIGINS and r["detail"]})
+    if not details:
+        return list(rows)
+    table = failed_table
+    kept: set[tuple[str, str, str]] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(details), _LOOKUP):
+            part = details[start : start + _LOOKUP]
+            query = select(table.c.origin, table.c.detail, table.c.raw).where(
+                table.c.detail.in_(part), table.c.origin.in_(sorted(REREAD_ORIGINS))
+            )
+            kept.update((o, d, r) for o, d, r in conn.execute(query))
+    return [r for r in rows if (r["origin"], r["detail"], r["raw"]) not in kept]

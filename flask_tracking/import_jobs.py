@@ -29,16 +29,15 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 
+from .logfiles import Line
 from .tracker import Tracker
-from .tracking_logs import ImportSummary, chunks, import_chunk, import_lines
+from .tracking_logs import ImportSummary, LogLine, chunks, import_chunk, import_lines
 
 #: What the forked workers inherit: the tracker and the import's ``received_at``.
 _job: tuple[Tracker, datetime] | None = None
 
 
-def import_parallel(
-    tracker: Tracker, lines: Iterable[tuple[str, int, str]], jobs: int
-) -> ImportSummary:
+def import_parallel(tracker: Tracker, lines: Iterable[LogLine], jobs: int) -> ImportSummary:
     """:func:`~flask_tracking.tracking_logs.import_lines` with the chunks stored by
     ``jobs`` worker processes (``jobs <= 1``: in this process)."""
     if jobs <= 1:
@@ -67,7 +66,7 @@ def import_parallel(
     return summary
 
 
-def _work(chunk: list[tuple[str, int, str]]) -> ImportSummary:
+def _work(chunk: list[Line]) -> ImportSummary:
     """In a worker: import one chunk, give its counts."""
     assert _job is not None, "a worker forked without its job"
     tracker, received_at = _job

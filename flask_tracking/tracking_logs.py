@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, select
 from .engine import statement_timeout
 from .errors import EventRejected
 from .event import Event
+from .logfiles import Line
 from .logformat import LineError, parse_line, render_line
 from .models import events_table
 from .tracker import Tracker
@@ -58,24 +58,6 @@ class ImportSummary:
             self.last = other.last
 
 
-def open_log(path: str) -> IO[str]:
-    """Open a tracking log, gzip or plain, as text."""
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape")
-    return open(path, encoding="utf-8", errors="surrogateescape")
-
-
-def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, int, str]]:
-    """Yield ``(path, line number, line)`` for every non-blank line of the files."""
-    for path in paths:
-        with open_log(path) as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    yield path, number, line
-
-
 #: Why a line whose JSON nests deeper than Python's parser goes is refused.
 TOO_DEEP = "The line's JSON is nested too deeply to decode."
 
@@ -96,7 +78,12 @@ def _decode(line: str) -> dict[str, Any]:
     return value
 
 
-def import_lines(tracker: Tracker, lines: Iterable[tuple[str, int, str]]) -> ImportSummary:
+#: What an import takes: ``(path, line number, text)``, or a :class:`~.logfiles.Line`
+#: (``logfiles.read_lines``), which may be one the reader refused.
+LogLine = tuple[str, int, str] | Line
+
+
+def import_lines(tracker: Tracker, lines: Iterable[LogLine]) -> ImportSummary:
     """Validate and store tracking-log lines; broken ones go to the failed table.
 
     Lines take the one path (``pipeline.py``) in chunks of :data:`CHUNK`, one transaction
@@ -109,14 +96,12 @@ def import_lines(tracker: Tracker, lines: Iterable[tuple[str, int, str]]) -> Imp
     return summary
 
 
-def chunks(
-    lines: Iterable[tuple[str, int, str]], summary: ImportSummary
-) -> Iterator[list[tuple[str, int, str]]]:
+def chunks(lines: Iterable[LogLine], summary: ImportSummary) -> Iterator[list[Line]]:
     """``lines`` in chunks of :data:`CHUNK`, each line counted in ``summary.read``."""
-    chunk: list[tuple[str, int, str]] = []
+    chunk: list[Line] = []
     for item in lines:
         summary.read += 1
-        chunk.append(item)
+        chunk.append(item if isinstance(item, Line) else Line(*item))
         if len(chunk) >= CHUNK:
             yield chunk
             chunk = []
@@ -124,19 +109,18 @@ def chunks(
         yield chunk
 
 
-def _describe_line(item: tuple[str, int, str]) -> tuple[Any, Any, Any, str | None]:
-    path, number, line = item
-    return line.rstrip("\n"), None, None, f"{path}:{number}"
+def _describe_line(item: Line) -> tuple[Any, Any, Any, str | None]:
+    return item.text.rstrip("\n"), None, None, f"{item.path}:{item.number}"
 
 
-def import_chunk(
-    tracker: Tracker, chunk: list[tuple[str, int, str]], received_at: datetime
-) -> ImportSummary:
+def import_chunk(tracker: Tracker, chunk: list[Line], received_at: datetime) -> ImportSummary:
     """Import one chunk in one transaction; its counts (``read`` left at 0)."""
 
-    def build(item: tuple[str, int, str]) -> Event:
+    def build(item: Line) -> Event:
+        if item.refused is not None:  # by the reader: too long, or the file unreadable
+            raise EventRejected({"_line": [item.refused]})
         try:
-            return parse_line(_decode(item[2]), received_at=received_at)
+            return parse_line(_decode(item.text), received_at=received_at)
         except LineError as exc:
             raise EventRejected({"_line": [str(exc)]}) from None
         except RecursionError:  # a JSON string in the line (its context) nested as deep

@@ -27,9 +27,10 @@ from flask_tracking.forwarding.destinations import (
     RetryableError,
     load_targets,
 )
+from flask_tracking.logfiles import read_lines
 from flask_tracking.logformat import render_line
 from flask_tracking.models import events_table
-from flask_tracking.tracking_logs import import_lines, read_lines
+from flask_tracking.tracking_logs import import_lines
 
 from caliper_spec import problems
 from forwarding_app import (

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from flask_tracking import Tracking, tracking_logs
 from flask_tracking.import_jobs import import_parallel
+from flask_tracking.logfiles import read_lines
 from flask_tracking.models import events_table, failed_table
-from flask_tracking.tracking_logs import read_lines
 
 from support import corpus_path, reset_database
 

@@ -18,9 +18,10 @@ from flask import Flask
 from sqlalchemy import create_engine
 
 from flask_tracking import Tracking
+from flask_tracking.logfiles import read_lines
 from flask_tracking.reports import REPORTS, problems, sequence, textbook, video
 from flask_tracking.reports.activity import activity
-from flask_tracking.tracking_logs import import_lines, read_lines
+from flask_tracking.tracking_logs import import_lines
 
 from support import CORPUS, partition_config, reset_database, service_url
 
