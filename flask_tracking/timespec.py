@@ -3,14 +3,21 @@
 Accepted: an ISO date (``2026-11-30``: its midnight, UTC), an ISO time with or without a
 zone (``2026-11-30T08:00``, ``2026-11-30 08:00:00+01:00``, ``...Z``; UTC if none), or a
 span back from now: a whole number and a unit, ``s`` ``m`` ``h`` ``d`` ``w`` (``30m``,
-``24h``, ``7d``, ``2w``). Anything else is a usage error naming the option.
+``24h``, ``7d``, ``2w``). Anything else is a usage error naming the option, and so is a
+time the calendar cannot hold once in UTC (``0001-01-01T00:00+01:00``).
+
+Time zones (``--tz``, the dashboard's ``tz``) are read by :func:`zone`: an IANA name of
+the installed time-zone data, else ``ValueError`` (never the ``OSError`` the file lookup
+behind ``ZoneInfo`` raises for ``America``, a directory, or a name too long for a path).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 import click
 
@@ -39,7 +46,24 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         raise ValueError(f"{text!r} is not {FORMS}.") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the calendar's range in UTC.") from None
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """The zone named ``name`` (``ValueError`` naming it if there is none)."""
+    if name not in _zone_names():
+        shown = repr(name) if len(name) <= 64 else repr(name[:64]) + "..."
+        raise ValueError(f"Unknown time zone {shown} (an IANA name: UTC, Europe/Paris).")
+    return ZoneInfo(name)
 
 
 class When(click.ParamType):

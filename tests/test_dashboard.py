@@ -149,6 +149,10 @@ def test_a_long_list_shows_top_n_with_search_and_pages(make_app: AppFactory) -> 
     ("params", "named"),
     [
         ({"tz": "Mars/Olympus"}, "tz"),
+        ({"tz": "America"}, "tz"),  # a folder of the zone data, not a zone
+        ({"tz": "x" * 5000}, "tz"),  # longer than a file name may be
+        ({"until": "9999-12-31"}, "until"),  # its next midnight is past the calendar
+        ({"since": "0001-01-01T00:00+01:00"}, "since"),  # before year 1 in UTC
         ({"since": "last tuesday"}, "since"),
         ({"until": "2026-02-30"}, "until"),
         ({"since": "2026-12-02", "until": "2026-12-01"}, "until must be after since"),
@@ -203,3 +207,39 @@ def test_the_course_box_offers_the_stored_course_ids(dash: Flask) -> None:
     page = get(dash, "/activity/dashboard").text
     offered = re.findall(r'<option value="([^"]*)">', page)
     assert offered == sorted([COURSE, OTHER])
+
+
+#: Values no filter should take, each a way a page could fail on reading it.
+HOSTILE = [
+    "\x00",
+    "'",
+    "-1",
+    "9" * 30,
+    "1e309",
+    "nan",
+    "2026-13-45",
+    "2026-11-30T25:00",
+    "9999-12-31",
+    "0001-01-01",
+    "0001-01-01T00:00+14:00",
+    "9999-12-31T23:59-12:00",
+    "America",
+    "Etc",
+    "../../etc/passwd",
+    "x" * 20_000,
+    "\udcff",
+    "999999999d",
+]
+
+
+@pytest.mark.parametrize("key", ["course", "since", "until", "tz", "q", "size", "page"])
+def test_no_filter_value_makes_a_page_fail(dash: Flask, key: str) -> None:
+    """Each page and download answers 200 or a 400 naming the filter, never a 5xx."""
+    urls = [f"/activity/dashboard/{slug}" for slug in PAGES]
+    urls += [f"/activity/dashboard/{report}.csv" for report in REPORTS]
+    for value in HOSTILE:
+        for url in urls:
+            answer = get(dash, url, **{key: value.encode("utf-8", "surrogatepass")})
+            assert answer.status_code in (200, 400), (url, key, value[:30], answer.status_code)
+            if answer.status_code == 400 and url.endswith(".csv"):
+                assert answer.json["code"] == "invalid_filter", (url, key, value[:30])

@@ -227,8 +227,13 @@ def test_cli_formats(corpus_app: Flask) -> None:
     assert json.loads(windowed.output) == activity(
         engine, course_id="edX/DemoX/Demo_Course", since=since, until=until
     )
-    bad_tz = runner.invoke(args=["tracking", "report", "activity", "--tz", "Mars/Olympus"])
-    assert bad_tz.exit_code == 2 and "Unknown time zone 'Mars/Olympus'" in bad_tz.output
+    for name in ("Mars/Olympus", "America", "x" * 5000):  # no zone, a folder, no file name
+        bad_tz = runner.invoke(args=["tracking", "report", "activity", "--tz", name])
+        assert bad_tz.exit_code == 2 and f"Unknown time zone '{name[:64]}" in bad_tz.output
+    out_of_range = runner.invoke(
+        args=["tracking", "report", "activity", "--since", "0001-01-01T00:00+01:00"]
+    )
+    assert out_of_range.exit_code == 2 and "out of the calendar's range" in out_of_range.output
     bad_name = runner.invoke(args=["tracking", "report", "nope"])
     assert bad_name.exit_code == 2
     backwards = runner.invoke(

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
-from ..timespec import parse_when
+from ..failures import storable
+from ..timespec import parse_when, zone
 from .pages import DEFAULT_PAGE_SIZE, PAGE_SIZES
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -79,18 +80,18 @@ def read_filters(args: MultiDict[str, str], pick_name: str | None = None) -> Fil
     given = {key: args.get(key, "").strip() for key in KEPT}
     tz = given["tz"] or "UTC"
     try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FilterError(
-            f"tz: {tz!r} is not a time zone (an IANA name: UTC, Europe/Paris)."
-        ) from None
-    since = _when("since", given["since"], zone, end=False)
-    until = _when("until", given["until"], zone, end=True)
+        local = zone(tz)
+    except ValueError as exc:
+        raise FilterError(f"tz: {exc}") from None
+    since = _when("since", given["since"], local, end=False)
+    until = _when("until", given["until"], local, end=True)
     if since is not None and until is not None and until <= since:
         raise FilterError("until must be after since.")
     for key in ("course", "q"):
         if len(given[key]) > MAX_TEXT:
             raise FilterError(f"{key}: at most {MAX_TEXT} characters.")
+        if storable(given[key]) != given[key]:  # no database takes it as a value
+            raise FilterError(f"{key}: must not contain a NUL character or a lone surrogate.")
     size = _whole("size", given["size"], DEFAULT_PAGE_SIZE)
     if size not in PAGE_SIZES:
         raise FilterError(f"size must be one of {', '.join(map(str, PAGE_SIZES))}.")
@@ -121,11 +122,13 @@ def _when(name: str, text: str, zone: ZoneInfo, *, end: bool) -> datetime | None
     if _DATE.match(text):
         try:
             day = date.fromisoformat(text)
+            if end:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(0), zone).astimezone(UTC)
         except ValueError:
             raise FilterError(f"{name}: {text!r} is not a date.") from None
-        if end:
-            day += timedelta(days=1)
-        return datetime.combine(day, time(0), zone).astimezone(UTC)
+        except OverflowError:
+            raise FilterError(f"{name}: {text!r} is out of the calendar's range.") from None
     try:
         return parse_when(text)
     except ValueError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..engine import statement_timeout
 from ..models import events_table
+from ..timespec import zone
 
 #: Rows: what every report returns (``pandas.DataFrame(rows)`` works).
 Rows = list[dict[str, Any]]
@@ -128,15 +128,6 @@ def local_day(
 def day_of_number(number: int) -> date:
     """The date of a day number of :func:`local_day`."""
     return date(1970, 1, 1) + timedelta(days=int(number))
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    """The zone named ``name`` (``ValueError`` naming it if there is none)."""
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"Unknown time zone {name!r} (an IANA name: UTC, Europe/Paris).") from exc
 
 
 class Days:
