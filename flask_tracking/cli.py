@@ -7,12 +7,14 @@ a database that cannot be reached. Times are read by :mod:`.timespec`.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -34,7 +36,26 @@ from .stats import Stats, collect
 from .timespec import WHEN, check_window
 from .tracking_logs import export_lines
 
-cli = AppGroup(
+#: Errors of the disk rather than of a file name: said even when no file is named.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+class TrackingGroup(AppGroup):
+    """The ``tracking`` group: a file one of its commands cannot open or write (a missing
+    folder, no permission, a full disk) ends the command with an error naming the file,
+    never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.filename is None and exc.errno not in _DISK_ERRORS:
+                raise
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}.") from None
+
+
+cli = TrackingGroup(
     "tracking",
     help="""Event tracking (flask-tracking): the tracking tables, edX tracking logs in and
     out, what is stored, and forwarding to other services.
@@ -176,15 +197,19 @@ def export_command(
     """Write stored events as edX tracking-log JSON lines."""
     check_window(since, until)
     state = get_state()
-    with database_errors(state), click.open_file(output or "-", "w", encoding="utf-8") as out:
-        count = export_lines(
-            state.engine,
-            out,
-            since=since,
-            until=until,
-            event_type=event_type,
-            course_id=course_id,
-        )
+    try:
+        with database_errors(state), click.open_file(output or "-", "w", encoding="utf-8") as out:
+            count = export_lines(
+                state.engine,
+                out,
+                since=since,
+                until=until,
+                event_type=event_type,
+                course_id=course_id,
+            )
+    except OSError as exc:  # a write refused (a full disk): name the file
+        exc.filename = output if exc.filename is None else exc.filename
+        raise
     click.echo(f"exported={count}", err=True)
     if with_catalog:
         export_catalog(state, with_catalog)
@@ -193,7 +218,13 @@ def export_command(
 @cli.command("stats")
 @click.option("--since", type=WHEN, help="Only events at or after this time (e.g. 7d).")
 @click.option("--until", type=WHEN, help="Only events before this time.")
-@click.option("--top", default=20, show_default=True, help="Rows per list (0: all).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Rows per list (0: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 def stats_command(since: datetime | None, until: datetime | None, top: int, as_json: bool) -> None:
     """Count what is stored: events by source, type and day, unknown types, failed

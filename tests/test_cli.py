@@ -325,3 +325,34 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     )
     assert "check that the database is running" in result.output
     assert "hunter2" not in result.output
+
+
+# -- files a command cannot write -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "-o", "{tmp}/no/such/folder/out.log"], "{tmp}/no/such/folder/out.log: No such"),
+        (["export", "-o", "/dev/full"], "/dev/full: No space left on device."),
+        (["catalog", "-o", "{tmp}/a-file/catalog"], "{tmp}/a-file/catalog: Not a directory."),
+        (["export", "--with-catalog", "/dev/full/catalog"], "/dev/full/catalog: Not a directory."),
+    ],
+    ids=[
+        "export-no-folder",
+        "export-disk-full",
+        "catalog-under-a-file",
+        "with-catalog-under-a-file",
+    ],
+)
+def test_a_file_that_cannot_be_written_is_one_line(
+    app: Flask, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A missing folder, a full disk (``/dev/full``), a path under a file: the error names
+    the file and says what the system said, with no traceback."""
+    import_sample(app, tmp_path)  # something to export
+    (tmp_path / "a-file").write_text("")
+    result = invoke(app, *(arg.replace("{tmp}", str(tmp_path)) for arg in args))
+    assert result.exit_code == 1, result.output
+    assert f"Error: {message.replace('{tmp}', str(tmp_path))}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
