@@ -33,6 +33,7 @@ from .failures import REREAD_ORIGINS, FailureRecorder, not_kept_yet
 from .limits import Encoded, check
 from .privacy import without_identity
 from .processing import ProcessingFailed, ProcessorChain
+from .redact import redact
 from .schemas import server_only_reason
 from .spool import Spool
 from .store import SqlStore, StoreResult
@@ -296,9 +297,10 @@ class Pipeline:
                 kept = set(stored.stored)
                 fresh = [e for e in run.ready if e["event_id"] in kept]
         except Exception as exc:
-            if is_unavailable(exc):
-                logger.warning("Tracking store unavailable (%s).", type(exc).__name__)
-                raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+            if is_unavailable(exc):  # its first line says why (no SQL, no values)
+                reason = redact(str(exc).strip().splitlines()[0][:200])
+                logger.warning("Tracking store unavailable: %s", reason)
+                raise StoreUnavailable(reason) from exc
             raise
         self._count_failed(len(run.rows))
         self.catalog.keep()

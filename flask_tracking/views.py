@@ -19,6 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import text
 
 from .engine import is_unavailable
+from .errors import StoreUnavailable
 from .failures import SAMPLE_BYTES
 from .guards import origin_refusal
 from .ingest import BodyRefused, IngestResult
@@ -153,7 +154,8 @@ def ingest_view(
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-            logger.warning("Event store unavailable during ingest: %s", type(exc).__name__)
+            why = exc if isinstance(exc, StoreUnavailable) else type(exc).__name__
+            logger.warning("Event store unavailable during ingest: %s", why)
             return unavailable()
 
     return view

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from flask_tracking import Tracking
 from flask_tracking.engine import WriteLock, is_unavailable
@@ -187,3 +188,35 @@ def test_write_lock_is_not_shared_with_a_forked_child(tmp_path: Path) -> None:
 
 def test_a_forked_child_gets_its_own_pooled_connections(tmp_path: Path) -> None:
     assert run_forking(POOL_FORK, f"sqlite:///{tmp_path / 'fork.db'}") == 0
+
+
+def test_a_full_database_answers_503_says_why_and_the_retried_batch_is_stored_once(
+    app: Flask, database: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite's own limit on its size (``max_page_count``) fails a write the way a full
+    disk does (SQLITE_FULL): the batch is refused whole with a 503, the log says the
+    disk is full, and the same batch sent again once there is room is stored once."""
+    engine = app.extensions["tracking"].engine
+    app.extensions["tracking"].store.create_all()
+    with engine.connect() as conn:
+        room = conn.exec_driver_sql("PRAGMA page_count").scalar_one() + 2
+    engine.dispose()
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {room}")
+
+    event.listen(engine, "connect", cap)
+    body = batch(40)
+    for item in body["events"]:
+        item["page"] = "https://courses.example/" + "p" * 2000  # more than 2 pages
+    with caplog.at_level("WARNING", logger="flask_tracking"):
+        status, headers, _ = post(app, body)
+    assert status == 503 and "Retry-After" in headers
+    assert "database or disk is full" in caplog.text
+    assert stored(database[0], ids(body)) == {}
+
+    event.remove(engine, "connect", cap)
+    engine.dispose()  # room again: the cap was per connection
+    status, _, _ = post(app, body)
+    assert status == 200
+    assert stored(database[0], ids(body)) == dict.fromkeys(ids(body), 1)
