@@ -31,6 +31,7 @@ from .models import metadata
 from .partitions import existing
 from .reports.cli import report_command
 from .retention import prune
+from .runlock import Busy
 from .state import TrackingState, get_state
 from .stats import Stats, collect
 from .timespec import WHEN, check_window
@@ -173,7 +174,13 @@ def prune_command(before: datetime, dry_run: bool) -> None:
     deliveries are kept."""
     state = get_state()
     with database_errors(state):
-        report = prune(state.store, before, dry_run=dry_run)
+        try:
+            report = prune(state.store, before, dry_run=dry_run)
+        except Busy:
+            raise click.ClickException(
+                f"Another process is pruning {database_name(state)} now (a worker's"
+                " retention, or another `prune`); run this again when it is done."
+            ) from None
     click.echo(f"database: {database_name(state)}")
     for line in report.lines():
         click.echo(line)

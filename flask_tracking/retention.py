@@ -31,12 +31,15 @@ from .engine import statement_timeout
 from .forwarding.models import PENDING, deliveries_table
 from .models import events_table, failed_table
 from .partitions import existing, ids_table, is_partitioned, make_partitions, upcoming
+from .runlock import Busy, exclusive
 from .store import SqlStore
 
 logger = logging.getLogger(__name__)
 
 #: Rows per deleting transaction.
 BATCH = 5_000
+#: The name of a prune for ``runlock.exclusive``.
+RUN_NAME = "flask-tracking retention"
 #: How long one statement of a prune may run (counting a partition, a batch).
 STATEMENT_SECONDS = 300.0
 E = events_table
@@ -111,7 +114,17 @@ def _pending(event_id: Any) -> Any:
 def prune(
     store: SqlStore, before: datetime, *, dry_run: bool = False, batch: int = BATCH
 ) -> PruneReport:
-    """Remove events (and their rows) older than ``before``; see the module doc."""
+    """Remove events (and their rows) older than ``before``; see the module doc.
+
+    On PostgreSQL one prune runs at a time (``runlock``): :class:`~.runlock.Busy` when
+    another process is pruning the same database (a dry run needs no lock)."""
+    if dry_run:
+        return _prune(store, before, dry_run=True, batch=batch)
+    with exclusive(store.engine, RUN_NAME):
+        return _prune(store, before, dry_run=False, batch=batch)
+
+
+def _prune(store: SqlStore, before: datetime, *, dry_run: bool, batch: int) -> PruneReport:
     cutoff = _naive(before)
     report = PruneReport(before=cutoff, dry_run=dry_run)
     partitions: dict[str, tuple[datetime, datetime]] = {}
@@ -334,5 +347,9 @@ class Housekeeping:
             make_partitions(self.store.engine, upcoming(partitions.unit, datetime.now(UTC)))
         if self.retention_days is not None:
             before = datetime.now(UTC) - timedelta(days=self.retention_days)
-            report = prune(self.store, before)
+            try:
+                report = prune(self.store, before)
+            except Busy:  # another worker (or `flask tracking prune`) is at it
+                logger.info("Tracking retention: skipped, another process is pruning.")
+                return
             logger.info("Tracking retention: %s", "; ".join(report.lines()))

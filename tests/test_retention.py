@@ -4,6 +4,7 @@ deliveries, ids and failed rows; an event with a pending delivery never goes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import create_engine, insert, select, text, update
 
 from flask_tracking.catalog.table import catalog_rows, refresh_seen
 from flask_tracking.event_types import SHOW_ANSWER
@@ -21,7 +22,8 @@ from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, FAILED, PENDING, deliveries_table
 from flask_tracking.models import events_table, failed_table
 from flask_tracking.partitions import existing, ids_table, make_partitions, upcoming
-from flask_tracking.retention import prune
+from flask_tracking.retention import RUN_NAME, Housekeeping, prune
+from flask_tracking.runlock import Busy, lock_key
 from flask_tracking.schemas.examples import EXAMPLES
 
 from forwarding_app import (
@@ -363,6 +365,45 @@ def test_a_drop_and_a_query_of_every_partition_never_deadlock(tmp_path: Path) ->
     finally:
         reader.dispose()
         watcher.dispose()
+        forwarder_of(app).close()
+        state.engine.dispose()
+
+
+def test_one_prune_at_a_time_on_postgresql(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers all start their housekeeping at once: while one process prunes (here, a
+    session holding the prune's advisory lock), another prune is Busy at once: the CLI
+    says so, the worker's housekeeping skips its turn; a dry run needs no lock."""
+    url = service_url("postgresql")
+    drop_tables(url)
+    config = {"INSTANCE_PATH": str(tmp_path / "i"), "TRACKING_DATABASE_URL": url}
+    app = make_app({**config, "TRACKING_PARTITION": "month"})
+    state = get_state(app)
+    other = create_engine(url)
+    key = {"key": lock_key(RUN_NAME)}
+    try:
+        state.store.create_all()
+        old = put(app, at(2020, 1, 10))
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
+            with pytest.raises(Busy):
+                prune(state.store, at(2020, 3, 1))
+            cli = app.test_cli_runner().invoke(args=["tracking", "prune", "--before", "2020-03-01"])
+            assert cli.exit_code == 1 and "Another process is pruning" in cli.output, cli.output
+            with caplog.at_level(logging.INFO, logger="flask_tracking"):
+                Housekeeping(state.store, retention_days=30)()
+            assert "Tracking retention: skipped, another process is pruning." in caplog.text
+            dry = prune(state.store, at(2020, 3, 1), dry_run=True)
+            assert dry.dropped == ["tracking_events_p2020_01"]
+            assert event_ids(app) == {old}
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        report = prune(state.store, at(2020, 3, 1))
+        assert report.dropped == ["tracking_events_p2020_01"] and event_ids(app) == set()
+        with other.connect() as conn:  # the prune let its lock go
+            assert conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
+    finally:
+        other.dispose()
         forwarder_of(app).close()
         state.engine.dispose()
 
