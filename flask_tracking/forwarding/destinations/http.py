@@ -4,6 +4,12 @@ A URL's user info (``https://user:pass@host/...``) is sent as HTTP Basic authent
 (unless the headers already carry ``Authorization``); error messages name the URL
 through :func:`~flask_tracking.redact.redact_url`, so no credential, query
 token or Slack path token ends up in ``last_error``.
+
+A receiver's answer is read in bounded memory and time: at most :data:`ANSWER_LIMIT`
+bytes (its status decides; its text is only quoted in errors), the rest left unread and
+the connection closed; and the body must be in within the timeout after the headers, so
+a receiver that trickles bytes cannot keep a worker for ever (each read also waits at
+most the timeout).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import http.client
 import os
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +35,9 @@ USER_AGENT = "flask-tracking-forwarder/1"
 SIGNATURE_HEADER = "X-Tracking-Signature"
 #: Characters of a receiver's answer quoted in an error.
 DETAIL_LIMIT = 200
+#: Bytes of a receiver's answer read; a longer one is cut there (and not waited for).
+ANSWER_LIMIT = 64 * 1024
+_PIECE = 16 * 1024
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -104,7 +114,7 @@ class HttpClient:
                 try:
                     conn.request("POST", self.path, body=body, headers=sent)
                     response = conn.getresponse()
-                    data = response.read()
+                    data, whole = _read_answer(response, time.monotonic() + self.timeout)
                 except (
                     http.client.RemoteDisconnected,
                     ConnectionResetError,
@@ -122,7 +132,7 @@ class HttpClient:
                 except (OSError, http.client.HTTPException) as exc:
                     self._close()
                     raise RetryableError(f"POST {self.where} failed: {exc!r}") from exc
-                if response.will_close:
+                if response.will_close or not whole:  # not whole: the rest is unread
                     self._close()
                 return response.status, data.decode("utf-8", "replace")
         raise AssertionError("unreachable")  # pragma: no cover
@@ -136,3 +146,20 @@ class HttpClient:
     def close(self) -> None:
         with self._lock:
             self._close()
+
+
+def _read_answer(response: http.client.HTTPResponse, deadline: float) -> tuple[bytes, bool]:
+    """The answer's body up to :data:`ANSWER_LIMIT` bytes, and whether that is all of it;
+    ``TimeoutError`` once ``deadline`` (``time.monotonic()``) has passed."""
+    pieces: list[bytes] = []
+    size = 0
+    while size <= ANSWER_LIMIT:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer's body took too long")
+        piece = response.read1(_PIECE)  # one read of the socket at most
+        if not piece:
+            response.read()  # b"": marks the answer done, so the connection can be reused
+            return b"".join(pieces), True
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)[:ANSWER_LIMIT], False
