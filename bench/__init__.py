@@ -156,18 +156,24 @@ def percent(ours: float, baseline: float) -> str:
     return f"{100 * ours / baseline:.1f}%" if baseline > 0 else "n/a"
 
 
-def _services() -> Any:
-    """``tests/services.py``, loaded by its path: the bench imports nothing from ``tests``
-    as a package."""
-    loaded = sys.modules.get("services")
+def tests_module(name: str) -> Any:
+    """``tests/{name}.py`` (a helper module that imports nothing from the project),
+    loaded by its path under the name the tests import it by: the bench imports nothing
+    from ``tests`` as a package."""
+    loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
-    spec = importlib.util.spec_from_file_location("services", ROOT / "tests" / "services.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
     assert spec is not None and spec.loader is not None
-    services = importlib.util.module_from_spec(spec)
-    sys.modules["services"] = services
-    spec.loader.exec_module(services)
-    return services
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _services() -> Any:
+    """``tests/services.py``: the tests' PostgreSQL and Redis."""
+    return tests_module("services")
 
 
 def postgres_url(schema: str) -> str:

@@ -240,9 +240,7 @@ def forwarding() -> Iterator[str]:
     if not FORWARD:
         yield ""
         return
-    import redis
-
-    from . import redis_url
+    from . import redis_url, tests_module
 
     url, queue = redis_url(), f"bench-profile-{uuid.uuid4().hex[:10]}"
     os.environ.update(BENCH_INGEST_FORWARD_QUEUE=queue, BENCH_INGEST_REDIS_URL=url)
@@ -250,11 +248,7 @@ def forwarding() -> Iterator[str]:
         yield "+forward"
     finally:
         del os.environ["BENCH_INGEST_FORWARD_QUEUE"]
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        client.close()
+        tests_module("redis_keys").clean_redis(url, queue)
 
 
 def run_database(name: str, folder: Path) -> list[str]:

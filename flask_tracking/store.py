@@ -57,6 +57,20 @@ class StoreResult:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
+#: How the store's PostgreSQL inserts end (``rows.PG_INSERT`` and its partitioned form).
+_RETURNING = " RETURNING event_id"
+
+
+def returning(insert: str, *columns: str) -> str:
+    """``insert`` (one of the store's PostgreSQL inserts, which end in ``RETURNING
+    event_id``) returning ``columns`` instead; ``RuntimeError`` when it ends otherwise,
+    so a changed statement fails where it is built, not as SQL broken at the first
+    batch."""
+    if not insert.endswith(_RETURNING):
+        raise RuntimeError(f"store: the PostgreSQL insert no longer ends in {_RETURNING!r}")
+    return f"{insert[: -len(_RETURNING)]} RETURNING {', '.join(columns)}"
+
+
 def _refusal(exc: BaseException) -> str:
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
     return f"The database refused the event: {reason}"
@@ -75,9 +89,8 @@ class SqlStore:
         #: ``TRACKING_PARTITION``: partitions made on demand, and the insert (partitions.py).
         self.partitions = Partitions(engine, partition) if partition else None
         self._pg_insert = partitioned_insert(PG_INSERT) if partition else PG_INSERT
-        #: The same, naming each new row's key too (for the insert hooks); both end in
-        #: ``RETURNING event_id``.
-        self._pg_insert_keys = f"{self._pg_insert}, id"
+        #: The same, naming each new row's key too (for the insert hooks).
+        self._pg_insert_keys = returning(self._pg_insert, "event_id", "id")
         self.insert_hooks: list[InsertHook] = []
         self.commit_hooks: list[CommitHook] = []
         self._sqlite = engine.dialect.name == "sqlite"

@@ -27,6 +27,8 @@ from flask_tracking import Tracking
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import Forwarder, get_forwarder
 
+from redis_keys import clean_redis
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 CONFIG_VAR = "FORWARDING_APP_CONFIG"
@@ -135,23 +137,6 @@ def redis_db_url(base: str, db: int = REDIS_DB) -> str:
     """``base`` with another database number."""
     parts = urlsplit(base)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
-
-
-def clean_redis(url: str, queue: str) -> None:
-    """Delete every key of ``queue`` (its jobs, registries, workers, locks)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        for registry in ("rq:workers", "rq:queues"):
-            members = [m for m in client.smembers(registry) if queue.encode() in m]
-            if members:
-                client.srem(registry, *members)
-    finally:
-        client.close()
 
 
 @contextmanager

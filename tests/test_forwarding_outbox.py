@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
 
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import (
@@ -29,7 +38,7 @@ from flask_tracking.forwarding import (
     deliveries_table,
 )
 from flask_tracking.forwarding.batches import Batch, idempotency_key
-from flask_tracking.forwarding.newrows import write_new
+from flask_tracking.forwarding.newrows import PG_INSERT, SQLITE_INSERT, statements, write_new
 from flask_tracking.forwarding.sql import utcnow
 from flask_tracking.models import events_table
 
@@ -162,6 +171,49 @@ def test_a_new_row_resets_one_left_by_a_reused_key(app: Flask) -> None:
         assert fresh.last_error is fresh.delivered_at is fresh.claim_token is None
         assert fresh.claimed_until is None
         assert fresh.created_at == fresh.updated_at == fresh.next_attempt_at == now
+
+
+def _written(statement: str) -> tuple[list[str], list[str], list[str]]:
+    """The columns ``statement`` inserts, the values it gives them (``SELECT`` or
+    ``VALUES`` list), and the columns its ``ON CONFLICT`` sets again."""
+    head, rest = statement.split(") ", 1)
+    values = rest.split(" FROM unnest(")[0] if rest.startswith("SELECT ") else rest.split(")")[0]
+    reset = statement.split(" DO UPDATE SET ", 1)[1].split(", ")
+    return (
+        head.split(" (", 1)[1].split(", "),
+        values.split(" ", 1)[1].lstrip("(").split(", "),
+        [item.split(" = ")[0] for item in reset],
+    )
+
+
+@pytest.mark.parametrize("statement", [PG_INSERT, SQLITE_INSERT], ids=["postgresql", "sqlite"])
+def test_the_new_row_statements_write_every_column_of_the_table(statement: str) -> None:
+    """The delivery rows' statements write each column of ``deliveries_table`` but the
+    generated key (a column added to the model shows here, not as a missing value), a
+    value each, and a row there already gets every column but its conflict key anew."""
+    columns = [c.name for c in D.columns if not c.primary_key]
+    inserted, values, reset = _written(statement)
+    assert inserted == columns
+    assert len(values) == len(columns)
+    assert reset == [name for name in columns if name not in ("event_pk", "destination")]
+
+
+def _deliveries(*extra: Column[Any], without: str = "") -> Table:
+    """A table like ``tracking_deliveries``, with ``extra`` columns or ``without`` one."""
+    columns = [
+        Column(c.name, c.type, primary_key=c.primary_key) for c in D.columns if c.name != without
+    ]
+    return Table(D.name, MetaData(), *columns, *extra, UniqueConstraint("event_pk", "destination"))
+
+
+def test_a_column_added_to_the_deliveries_table_stops_newrows() -> None:
+    """A table with a column ``newrows`` gives no value (or without one it gives) is
+    refused when the statements are built (at import), never written without it."""
+    with pytest.raises(RuntimeError, match=r"no value for \['priority'\]"):
+        statements(_deliveries(Column("priority", Integer())))
+    with pytest.raises(RuntimeError, match=r"a value for no column \['claim_token'\]"):
+        statements(_deliveries(without="claim_token"))
+    assert statements(_deliveries())[:2] == (PG_INSERT, SQLITE_INSERT)
 
 
 def test_a_job_run_again_sends_nothing_twice(app: Flask) -> None:

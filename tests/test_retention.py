@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import event as sql_event
 
-from flask_tracking.catalog.table import catalog_rows, refresh_seen
-from flask_tracking.event_types import SHOW_ANSWER
+from flask_tracking.catalog.table import catalog_rows, refresh_seen, seen_after_prune
+from flask_tracking.event_types import SHOW_ANSWER, SHOW_ANSWER_ALIAS
 from flask_tracking.extension import get_state
 from flask_tracking.forwarding import DELIVERED, FAILED, PENDING, deliveries_table
 from flask_tracking.models import events_table, failed_table
@@ -25,6 +26,7 @@ from flask_tracking.partitions import existing, ids_table, make_partitions, upco
 from flask_tracking.retention import RUN_NAME, Housekeeping, prune
 from flask_tracking.runlock import Busy, lock_key
 from flask_tracking.schemas.examples import EXAMPLES
+from flask_tracking.schemas.registry import SOURCE_ALIASES
 
 from forwarding_app import (
     FAST,
@@ -414,9 +416,13 @@ def seen(app: Flask) -> dict[tuple[str, str], tuple[datetime | None, datetime | 
     return {(r["event_type"], r["source"]): (r["first_seen"], r["last_seen"]) for r in rows}
 
 
-def put_typed(app: Flask, source: str, event_type: str, when: datetime) -> None:
-    """Store one valid built-in event (validated, so it has a schema version)."""
-    item = event(0, event_type=event_type, source=source, payload=EXAMPLES[(source, event_type)])
+def put_typed(
+    app: Flask, source: str, event_type: str, when: datetime, example: str | None = None
+) -> None:
+    """Store one valid built-in event (validated, so it has a schema version), with the
+    example payload of ``(source, example or event_type)``."""
+    payload = EXAMPLES[(SOURCE_ALIASES.get(source, source), example or event_type)]
+    item = event(0, event_type=event_type, source=source, payload=payload)
     item.update(time=when, received_at=when, schema_status=None)
     assert len(store_events(app, [item])) == 1
 
@@ -442,3 +448,45 @@ def test_prune_sets_the_catalog_first_and_last_seen_again(app: Flask) -> None:
     # A dry run changes nothing.
     assert "first and last seen" not in prune_cli(app, "--before", "2025-01-01", "--dry-run")
     assert seen(app)[video] == (datetime(2024, 3, 1), datetime(2024, 3, 1))
+
+
+def test_prune_sets_first_and_last_seen_from_the_aliases_of_a_type_and_its_source(
+    app: Flask,
+) -> None:
+    """The row of a built-in type counts the events of its alias names and of its
+    source's aliases (``task`` for ``server``): the earliest and latest left of them."""
+    for source, name, when in (
+        ("server", SHOW_ANSWER, at(2020, 1, 20)),
+        ("task", SHOW_ANSWER_ALIAS, at(2020, 2, 1)),
+        ("server", SHOW_ANSWER_ALIAS, at(2021, 5, 5)),
+        ("task", SHOW_ANSWER, at(2023, 7, 1)),
+        ("server", SHOW_ANSWER, at(2022, 1, 9)),
+    ):
+        put_typed(app, source, name, when, example=SHOW_ANSWER)
+    refresh_seen(get_state(app).engine)
+    assert seen(app)[(SHOW_ANSWER, "server")] == (datetime(2020, 1, 20), datetime(2023, 7, 1))
+    assert "first and last seen set again for 1 event types" in prune_cli(
+        app, "--before", "2020-03-10"
+    )
+    assert seen(app)[(SHOW_ANSWER, "server")] == (datetime(2021, 5, 5), datetime(2023, 7, 1))
+
+
+def test_setting_seen_again_takes_one_select_per_catalog_row(app: Flask) -> None:
+    """Whatever the number of type names: the rows read, one select per row (its names'
+    first and last events as subqueries), and one executemany for all the rows."""
+    put_typed(app, "browser", "play_video", at(2020, 1, 15))
+    put_typed(app, "server", SHOW_ANSWER, at(2020, 1, 20))  # two names: one alias
+    engine = get_state(app).engine
+    refresh_seen(engine)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    sql_event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert seen_after_prune(engine, datetime(2021, 1, 1)) == 2
+    finally:
+        sql_event.remove(engine, "before_cursor_execute", count)
+    data = [sql for sql in statements if "tracking_event" in sql]
+    assert len(data) == 4, data

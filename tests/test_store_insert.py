@@ -8,13 +8,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text
 
 from flask_tracking.engine import make_engine
 from flask_tracking.event import Event, new_event
 from flask_tracking.limits import check
 from flask_tracking.models import events_table, failed_table
-from flask_tracking.store import PG_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT, SqlStore
+from flask_tracking.partitions import partitioned_insert
+from flask_tracking.rows import PG_INSERT
+from flask_tracking.store import (
+    PG_ROWS_PER_STATEMENT,
+    SQLITE_ROWS_PER_STATEMENT,
+    SqlStore,
+    returning,
+)
 
 from support import partition_config
 
@@ -127,3 +135,19 @@ def test_a_plain_batch_leaves_its_pooled_connection_transactional(database_url: 
         assert store.count() == 4
     finally:
         store.engine.dispose()
+
+
+def test_the_insert_naming_the_keys_is_the_insert_with_its_returning_list_changed() -> None:
+    """The store's insert that returns each new row's key too is the very text of the
+    plain or partitioned insert with ``, id`` after ``RETURNING event_id``; a statement
+    that does not end in ``RETURNING event_id`` is refused, not made into broken SQL."""
+    for insert in (PG_INSERT, partitioned_insert(PG_INSERT)):
+        assert returning(insert, "event_id", "id") == f"{insert}, id"
+        assert returning(insert, "event_id") == insert
+    for changed in (
+        PG_INSERT.replace("RETURNING event_id", "RETURNING event_id, time"),
+        PG_INSERT.removesuffix(" RETURNING event_id"),
+        f"{PG_INSERT};",
+    ):
+        with pytest.raises(RuntimeError, match="no longer ends in"):
+            returning(changed, "event_id", "id")

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     func,
     insert,
@@ -203,13 +204,16 @@ def seen_after_prune(engine: Engine, cutoff: datetime) -> int:
     """Set first and last seen again for the rows whose events a prune before ``cutoff``
     (naive UTC) may have removed; return the rows changed.
 
-    Only rows first seen before the cutoff are looked at. For each, the first and last
-    stored event are read with ``ORDER BY time LIMIT 1`` per type name (the canonical type
-    and its aliases), which the ``(event_type, time)`` index answers without a scan of
-    the type's events; a row none of whose events is left gets ``None`` for both.
+    Only rows first seen before the cutoff are looked at. For each, one select (one
+    round trip) of two scalar subqueries per type name (the canonical type and its
+    aliases): its first and last stored event by ``ORDER BY time LIMIT 1``, each an
+    index probe from one end (``(event_type, time)``, or ``time`` for a type that is
+    most of the table; PostgreSQL and SQLite plan both so), never a read of the type's
+    events as a grouped ``min``/``max`` over the names would be. A row none of whose
+    events is left gets ``None`` for both; the rows are then written by one executemany.
     """
     table, events = event_types_table, events_table
-    changed = 0
+    found: list[dict[str, Any]] = []
     with engine.begin() as conn, statement_timeout(conn, None):
         rows = conn.execute(
             select(table.c.id, table.c.event_type, table.c.source, table.c.version).where(
@@ -220,23 +224,30 @@ def seen_after_prune(engine: Engine, cutoff: datetime) -> int:
             spec = spec_for(row.source, row.event_type)
             names = spec.names if spec is not None else (row.event_type,)
             sources = [row.source, *(s for s, to in SOURCE_ALIASES.items() if to == row.source)]
-            ends: list[datetime] = []
-            for name in names:
-                match = select(events.c.time).where(
+            ends = [
+                select(events.c.time)
+                .where(
                     events.c.event_type == name,
                     events.c.event_source.in_(sources),
                     events.c.schema_version == row.version,
                 )
-                for order in (events.c.time.asc(), events.c.time.desc()):
-                    when = conn.execute(match.order_by(order).limit(1)).scalar()
-                    if when is not None:
-                        ends.append(when)
-            first, last = (min(ends), max(ends)) if ends else (None, None)
+                .order_by(order)
+                .limit(1)
+                .scalar_subquery()
+                for name in names
+                for order in (events.c.time.asc(), events.c.time.desc())
+            ]
+            times = [when for when in conn.execute(select(*ends)).one() if when is not None]
+            first, last = (min(times), max(times)) if times else (None, None)
+            found.append({"row_id": row.id, "first": first, "last": last})
+        if found:
             conn.execute(
-                update(table).where(table.c.id == row.id).values(first_seen=first, last_seen=last)
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(first_seen=bindparam("first"), last_seen=bindparam("last")),
+                found,
             )
-            changed += 1
-    return changed
+    return len(found)
 
 
 class CatalogKeeper:
