@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import ROOT, corpus_lines, note, percent, rate
+from . import ROOT, corpus_lines, note, percent, rate, tests_module
 
 EVENTS = int(os.environ.get("BENCH_FORWARDING_EVENTS", "20000"))
 BATCH = 500
@@ -62,15 +62,6 @@ def create_app() -> Any:
     app.config.update(SECRET_KEY="bench-secret", TRACKING_RATE_LIMIT=None, **config)
     Tracking(app)
     return app
-
-
-def _services() -> Any:
-    tests = str(ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import services
-
-    return services
 
 
 @contextmanager
@@ -139,7 +130,7 @@ def measure(database_url: str, label: str, folder: Path) -> str:
     from flask_tracking.logformat import render_line
     from flask_tracking.models import events_table, metadata
 
-    services = _services()
+    services = tests_module("services")
     base = services.redis_url()
     redis_url = base.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     queue = f"bench-forwarding-{uuid.uuid4().hex[:8]}"
@@ -258,7 +249,7 @@ def measure(database_url: str, label: str, folder: Path) -> str:
             gc.unfreeze()
             forwarder.close()
             state.engine.dispose()
-            _clean_redis(redis_url, queue)
+            tests_module("redis_keys").clean_redis(redis_url, queue)
     forwarded = EVENTS / forwarded_s
     ceiling = EVENTS / ceiling_s
     return (
@@ -293,28 +284,12 @@ def _post_all(requests: Any) -> float:
         return seconds
 
 
-def _clean_redis(url: str, queue: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        for registry in ("rq:workers", "rq:queues"):
-            members = [m for m in client.smembers(registry) if queue.encode() in m]
-            if members:
-                client.srem(registry, *members)
-    finally:
-        client.close()
-
-
 def run() -> list[str]:
     out = []
     with tempfile.TemporaryDirectory(prefix="bench-forwarding-") as tmp:
         folder = Path(tmp)
         out.append(measure(f"sqlite:///{folder / 'tracking.db'}", "sqlite", folder))
-        services = _services()
+        services = tests_module("services")
         try:
             cluster = services.start_throwaway_postgres()
         except services.ServiceUnavailable as exc:
