@@ -39,16 +39,31 @@ KEEP_TEXT: Final = 1024
 KEEP_DEPTH: Final = 64
 
 
+def _printable(value: Any) -> str:
+    """``str(value)``, or a note when the object cannot be printed (its ``__str__`` raised)."""
+    try:
+        return str(value)
+    except Exception:
+        return f"[a {type(value).__name__} that cannot be printed]"
+
+
 def _capped(value: Any, depth: int) -> Any:
-    """``value`` with everything nested deeper than ``depth`` replaced by a note (a raw
-    structure too deep to encode; at most ``KEEP_DEPTH`` levels of recursion here)."""
+    """``value`` as plain JSON data, whatever it holds: keys JSON cannot have (a tuple)
+    and values it cannot hold (a set, an object) as their text, and everything nested
+    deeper than ``depth`` (a cycle too) replaced by a note; at most ``KEEP_DEPTH`` levels
+    of recursion here."""
     if isinstance(value, Mapping | list | tuple) and depth <= 0:
         return f"[nested deeper than {KEEP_DEPTH} levels: not kept]"
     if isinstance(value, Mapping):
-        return {str(k): _capped(v, depth - 1) for k, v in value.items()}
+        return {
+            (k if isinstance(k, str) else _printable(k)): _capped(v, depth - 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_capped(v, depth - 1) for v in value]
-    return value
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return _printable(value)
 
 
 def storable(text: str) -> str:
@@ -135,8 +150,8 @@ class FailureRecorder:
             raw = self.anonymizer.scrub(raw)
         try:
             return json.dumps(raw, default=str, ensure_ascii=False)
-        except (RecursionError, ValueError):
-            return json.dumps(_capped(raw, KEEP_DEPTH), default=str, ensure_ascii=False)
+        except Exception:  # too deep, a cycle, a tuple key, an object that cannot print
+            return json.dumps(_capped(raw, KEEP_DEPTH), ensure_ascii=False)
 
 
 #: Origins whose inputs are read again on purpose (importing the same files twice).

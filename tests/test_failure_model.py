@@ -297,6 +297,42 @@ def test_an_optional_processor_that_raises_is_skipped(make_app: AppFactory) -> N
     assert stored.username not in ("ada", "") and failed(app) == []
 
 
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print me")
+
+
+def cycle() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["again"] = loop
+    return loop
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"w": Unprintable()}, "w: Not a JSON value (Unprintable)."),
+        ({(1, 2): "a"}, "A key that is not a string (tuple)."),
+        (cycle(), "Nested more than"),
+    ],
+    ids=["unprintable", "tuple-key", "cycle"],
+)
+def test_an_emit_whose_payload_cannot_even_be_written_down_is_kept_not_raised(
+    make_app: AppFactory, payload: Any, reason: str
+) -> None:
+    """``emit`` never raises into the caller: a payload that fails validation and that
+    JSON cannot encode as it is (an object whose ``str`` raises, a tuple key, a cycle) is
+    refused and kept as a failed row, written as far as it can be."""
+    tracking, app = learner_app(make_app, "ada")
+    with app.test_request_context("/"):
+        assert tracking.emit("acme.odd.thing", payload) is None
+    assert rows(app) == []
+    (row,) = failed(app)
+    assert any(reason in r for r in row.reasons["event"]), row.reasons
+    assert json.loads(row.raw)["event_type"] == "acme.odd.thing"
+    assert '"ada"' not in row.raw  # anonymised all the same
+
+
 def test_failed_import_lines_keep_no_raw_identity(app: Flask, tmp_path: Path) -> None:
     line = {
         "username": "grace.hopper",
