@@ -161,10 +161,10 @@ _LOOKUP = 500
 
 def not_kept_yet(engine: Engine, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` without those of :data:`REREAD_ORIGINS` already kept: the same origin,
-    ``detail`` (file and line) and ``raw``. Others pass as they are."""
+    ``detail`` (file and line) and ``raw``. Others pass as they are, with no query."""
     details = sorted({r["detail"] for r in rows if r["origin"] in REREAD_ORIGINS and r["detail"]})
     if not details:
-        return list(rows)
+        return rows if isinstance(rows, list) else list(rows)
     table = failed_table
     kept: set[tuple[str, str, str]] = set()
     with engine.connect() as conn:

@@ -29,7 +29,7 @@ from .catalog.types import TypeRegistry
 from .engine import is_unavailable
 from .errors import EventRejected, StoreUnavailable
 from .event import KEYS, Event
-from .failures import REREAD_ORIGINS, FailureRecorder, not_kept_yet
+from .failures import FailureRecorder, not_kept_yet
 from .limits import Encoded, check
 from .privacy import without_identity
 from .processing import ProcessingFailed, ProcessorChain
@@ -283,8 +283,7 @@ class Pipeline:
     def _store(self, run: _Run, *, bulk: bool) -> None:
         result = run.result
         try:
-            if run.origin in REREAD_ORIGINS:
-                run.rows = not_kept_yet(self.store.engine, run.rows)
+            run.rows = not_kept_yet(self.store.engine, run.rows)  # a re-import's, once
             if bulk:
                 count, rejected = self.store.insert_many(run.ready, run.rows, run.encoded)
                 result.stored_count += count
@@ -328,8 +327,7 @@ class Pipeline:
                 )
             )
             run.result.failed.append(Refusal(index, event_id, errors))
-        if run.origin in REREAD_ORIGINS:
-            rows = not_kept_yet(self.store.engine, rows)
+        rows = not_kept_yet(self.store.engine, rows)
         self.store.write((), rows)
         self._count_failed(len(rows))
 
